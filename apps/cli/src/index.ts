@@ -1,1 +1,2 @@
-export {};
+export { buildProgram, main, VERSION } from './cli';
+export { CliError, EXIT } from './errors';

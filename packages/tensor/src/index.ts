@@ -1,1 +1,4 @@
 export * from './tf';
+export * from './rng';
+export * from './params';
+export * from './nn';
