@@ -2,3 +2,5 @@ export * from './tf';
 export * from './rng';
 export * from './params';
 export * from './nn';
+export * from './backend';
+export * from './kernels';

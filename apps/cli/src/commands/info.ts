@@ -1,0 +1,116 @@
+import os from 'node:os';
+import { BACKEND_NAMES, type BackendReport, type BackendRequest, initBackend } from '@ofm/tensor';
+import type { Command } from 'commander';
+import { CliError } from '../errors';
+
+/** `ofm info --json`: stable, flat keys (lists stay lists); absent values are null. */
+export interface InfoJson {
+  ofmVersion: string | null;
+  backend: string;
+  tfjsBackend: string;
+  requested: string;
+  requestSource: string;
+  tfjsVersion: string;
+  simd: boolean | null;
+  threads: number | null;
+  customKernels: string[];
+  candidates: Array<{ name: string; status: string; reason: string | null }>;
+  nodeVersion: string;
+  platform: string;
+  arch: string;
+  cpuCount: number;
+  cpuModel: string | null;
+  rssBytes: number;
+  heapUsedBytes: number;
+  totalMemoryBytes: number;
+  freeMemoryBytes: number;
+}
+
+interface InfoOptions {
+  backend?: string;
+  json?: boolean;
+}
+
+const REQUESTS: readonly string[] = ['auto', ...BACKEND_NAMES];
+
+/** `ofm info`: the tfjs backend in use and why the others were not, plus the runtime. */
+export function registerInfo(program: Command): void {
+  program
+    .command('info')
+    .description('show the tfjs backend chosen (and why the others were not), kernels, Node.js and memory')
+    .option('--backend <name>', `backend to request: ${REQUESTS.join(', ')} (default: $OFM_BACKEND, else auto)`)
+    .option('--json', 'print one JSON object instead of text')
+    .action(async (options: InfoOptions, command: Command) => {
+      const info = await collectInfo(options.backend, command.parent?.version() ?? null);
+      process.stdout.write(options.json ? `${JSON.stringify(info, null, 2)}\n` : formatInfo(info));
+    });
+}
+
+/** Initialise the backend as `ofm` would and gather what `ofm info` prints. */
+export async function collectInfo(backend: string | undefined, ofmVersion: string | null): Promise<InfoJson> {
+  if (backend != null && !REQUESTS.includes(backend)) {
+    throw new CliError(`--backend '${backend}' is not a backend; use one of: ${REQUESTS.join(', ')}`);
+  }
+  let report: BackendReport;
+  try {
+    report = await initBackend({ backend: backend as BackendRequest | undefined });
+  } catch (err) {
+    // The only request-time failure left is a bad OFM_BACKEND value: bad input, not a crash.
+    throw new CliError(err instanceof Error ? err.message : String(err));
+  }
+  const memory = process.memoryUsage();
+  const cpus = os.cpus();
+  return {
+    ofmVersion,
+    backend: report.backend,
+    tfjsBackend: report.tfjsBackend,
+    requested: report.requested,
+    requestSource: report.requestSource,
+    tfjsVersion: report.tfjsVersion,
+    simd: report.simd ?? null,
+    threads: report.threads ?? null,
+    customKernels: [...report.customKernels],
+    candidates: report.candidates.map((c) => ({ name: c.name, status: c.status, reason: c.reason ?? null })),
+    nodeVersion: process.version,
+    platform: process.platform,
+    arch: process.arch,
+    cpuCount: cpus.length,
+    cpuModel: cpus[0]?.model.trim() ?? null,
+    rssBytes: memory.rss,
+    heapUsedBytes: memory.heapUsed,
+    totalMemoryBytes: os.totalmem(),
+    freeMemoryBytes: os.freemem(),
+  };
+}
+
+/** The text form of `ofm info`. */
+export function formatInfo(info: InfoJson): string {
+  const source = { option: 'with --backend', env: 'by OFM_BACKEND', default: 'by default' }[info.requestSource] ?? '';
+  const width = Math.max(...info.candidates.map((c) => c.name.length));
+  const lines = [
+    `backend         ${info.backend}  (requested ${info.requested} ${source}; tfjs ${info.tfjsVersion})`,
+    'candidates',
+    ...info.candidates.map(
+      (c) => `  ${c.name.padEnd(width)}  ${c.status.padEnd(9)}${c.reason ? `  ${c.reason}` : ''}`.trimEnd(),
+    ),
+    `threads         ${info.threads ?? 'unknown'}`,
+    `simd            ${info.simd == null ? 'n/a' : info.simd ? 'yes' : 'no'}`,
+    `custom kernels  ${info.customKernels.length > 0 ? info.customKernels.join(', ') : 'none'}`,
+    `node            ${info.nodeVersion} (${info.platform} ${info.arch}, ${info.cpuCount} CPUs${info.cpuModel ? `: ${info.cpuModel}` : ''})`,
+    `memory          process RSS ${formatBytes(info.rssBytes)} (JS heap ${formatBytes(info.heapUsedBytes)}); ` +
+      `system ${formatBytes(info.totalMemoryBytes)} total, ${formatBytes(info.freeMemoryBytes)} free`,
+  ];
+  if (info.ofmVersion) lines.push(`ofm             ${info.ofmVersion}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}

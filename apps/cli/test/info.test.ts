@@ -1,0 +1,130 @@
+/**
+ * `ofm info` through the built binary, in a subprocess (as a user runs it). Build first:
+ * `pnpm --filter @ofm/cli... build`. The workspace does not install the optional
+ * @tensorflow/tfjs-node(-gpu) peers, so `auto` ends on wasm here.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+const exec = promisify(execFile);
+
+async function ofm(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<{ stdout: string; stderr: string; code: number }> {
+  const childEnv: Record<string, string | undefined> = { ...process.env, OFM_BACKEND: undefined, ...env };
+  for (const key of Object.keys(childEnv)) if (childEnv[key] === undefined) delete childEnv[key];
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [bin, ...args], { env: childEnv, timeout: 60_000 });
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; code?: number };
+    if (typeof e.code !== 'number') throw err;
+    return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: e.code };
+  }
+}
+
+const KEYS = [
+  'ofmVersion',
+  'backend',
+  'tfjsBackend',
+  'requested',
+  'requestSource',
+  'tfjsVersion',
+  'simd',
+  'threads',
+  'customKernels',
+  'candidates',
+  'nodeVersion',
+  'platform',
+  'arch',
+  'cpuCount',
+  'cpuModel',
+  'rssBytes',
+  'heapUsedBytes',
+  'totalMemoryBytes',
+  'freeMemoryBytes',
+];
+
+beforeAll(() => {
+  if (!existsSync(bin)) {
+    throw new Error(`${bin} does not exist: build the CLI first with \`pnpm --filter @ofm/cli... build\``);
+  }
+});
+
+describe('ofm info', () => {
+  it('--json: the chosen backend, why the others were not used, kernels, runtime and memory', async () => {
+    const { stdout, stderr, code } = await ofm(['info', '--json']);
+    expect(code).toBe(0);
+    expect(stderr).toBe('');
+    const info = JSON.parse(stdout);
+    expect(Object.keys(info)).toEqual(KEYS);
+    expect(info).toMatchObject({
+      backend: 'wasm',
+      tfjsBackend: 'wasm',
+      requested: 'auto',
+      requestSource: 'default',
+      tfjsVersion: '4.22.0',
+      simd: true,
+      threads: 1,
+      customKernels: ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', 'UnsortedSegmentSum'],
+      nodeVersion: process.version,
+      platform: process.platform,
+    });
+    expect(info.candidates.map((c: { name: string; status: string }) => [c.name, c.status])).toEqual([
+      ['tensorflow-gpu', 'skipped'],
+      ['tensorflow', 'skipped'],
+      ['wasm', 'chosen'],
+      ['cpu', 'not-tried'],
+    ]);
+    expect(info.candidates[0].reason).toMatch(/not installed.*@tensorflow\/tfjs-node-gpu/);
+    expect(info.candidates[1].reason).toMatch(/not installed.*@tensorflow\/tfjs-node\b/);
+    expect(info.ofmVersion).toMatch(/^\d+\.\d+\.\d+/);
+    expect(info.cpuCount).toBeGreaterThan(0);
+    expect(info.rssBytes).toBeGreaterThan(10 * 2 ** 20);
+    expect(info.heapUsedBytes).toBeGreaterThan(0);
+    expect(info.totalMemoryBytes).toBeGreaterThanOrEqual(info.freeMemoryBytes);
+    expect(info.freeMemoryBytes).toBeGreaterThan(0);
+  });
+
+  it('--backend cpu and OFM_BACKEND pick the backend; the flag wins', async () => {
+    const [flagRun, envRun, bothRun] = await Promise.all([
+      ofm(['info', '--json', '--backend', 'cpu']),
+      ofm(['info', '--json'], { OFM_BACKEND: 'cpu' }),
+      ofm(['info', '--json', '--backend', 'wasm'], { OFM_BACKEND: 'cpu' }),
+    ]);
+    const flag = JSON.parse(flagRun.stdout);
+    expect(flag).toMatchObject({ backend: 'cpu', requested: 'cpu', requestSource: 'option', threads: 1, customKernels: [] });
+    expect(flag.candidates.map((c: { status: string }) => c.status)).toEqual(['not-tried', 'not-tried', 'not-tried', 'chosen']);
+
+    const env = JSON.parse(envRun.stdout);
+    expect(env).toMatchObject({ backend: 'cpu', requestSource: 'env' });
+
+    const both = JSON.parse(bothRun.stdout);
+    expect(both).toMatchObject({ backend: 'wasm', requestSource: 'option' });
+  });
+
+  it('prints a readable summary without --json', async () => {
+    const { stdout, code } = await ofm(['info', '--backend', 'tensorflow']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^backend\s+wasm\s+\(requested tensorflow with --backend; tfjs 4\.22\.0\)$/m);
+    expect(stdout).toMatch(/^\s+tensorflow\s+skipped\s+not installed/m);
+    expect(stdout).toMatch(/^custom kernels\s+Conv2DBackpropFilter, Conv2DBackpropInput, BatchMatMul, UnsortedSegmentSum$/m);
+    expect(stdout).toMatch(/^node\s+v\d+\.\d+\.\d+/m);
+    expect(stdout).toMatch(/^memory\s+process RSS [\d.]+ MiB .* total, [\d.]+ [KMGT]iB free$/m);
+  });
+
+  it('rejects an unknown backend name with exit code 2 and the valid names', async () => {
+    const [flag, env] = await Promise.all([ofm(['info', '--backend', 'gpu']), ofm(['info'], { OFM_BACKEND: 'webgl' })]);
+    expect(flag.code).toBe(2);
+    expect(flag.stdout).toBe('');
+    expect(flag.stderr).toMatch(/--backend 'gpu' is not a backend; use one of: auto, tensorflow-gpu, tensorflow, wasm, cpu/);
+
+    expect(env.code).toBe(2);
+    expect(env.stderr).toMatch(/Unknown tfjs backend 'webgl' \(from the OFM_BACKEND environment variable\)/);
+  });
+});
