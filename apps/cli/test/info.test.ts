@@ -128,3 +128,11 @@ describe('ofm info', () => {
     expect(env.stderr).toMatch(/Unknown tfjs backend 'webgl' \(from the OFM_BACKEND environment variable\)/);
   });
 });
+
+describe('backend names', () => {
+  it('the list `ofm info --help` shows matches @ofm/tensor', async () => {
+    const { BACKEND_NAMES } = await import('@ofm/tensor');
+    const { BACKEND_REQUESTS } = await import('../src/commands/info');
+    expect(BACKEND_REQUESTS).toEqual(['auto', ...BACKEND_NAMES]);
+  });
+});

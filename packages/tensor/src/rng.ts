@@ -16,6 +16,18 @@ function splitmix32(seed: number): () => number {
   };
 }
 
+/**
+ * The seed of a forked stream: a 32-bit avalanche mix of the parent seed and the label hash.
+ * Unlike `seed ^ hash`, it is not symmetric (fork(a).fork(b) != fork(b).fork(a)) and not an
+ * involution (fork(a).fork(a) is not the parent stream again).
+ */
+function forkSeed(seed: number, label: number): number {
+  let z = (Math.imul(seed ^ 0x5bd1e995, 0x9e3779b1) + label) >>> 0;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+  return (z ^ (z >>> 16)) >>> 0;
+}
+
 /** Hash a string label into 32 bits (FNV-1a), for {@link Rng.fork}. */
 function hashLabel(label: string): number {
   let h = 0x811c9dc5;
@@ -127,7 +139,7 @@ export class Rng {
    * generator. `rng.fork('noise')` is the same stream every time for the same seed.
    */
   fork(label: string): Rng {
-    return new Rng((this.seed ^ hashLabel(label)) >>> 0);
+    return new Rng(forkSeed(this.seed, hashLabel(label)));
   }
 
   /** Fill a Float32Array with standard normals. */

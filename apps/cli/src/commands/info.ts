@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { BACKEND_NAMES, type BackendReport, type BackendRequest, initBackend } from '@ofm/tensor';
+import type { BackendReport, BackendRequest } from '@ofm/tensor';
 import type { Command } from 'commander';
 import { CliError } from '../errors';
 
@@ -31,7 +31,10 @@ interface InfoOptions {
   json?: boolean;
 }
 
-const REQUESTS: readonly string[] = ['auto', ...BACKEND_NAMES];
+// Kept in step with @ofm/tensor's BACKEND_NAMES (a test checks); listed here so that `--help`
+// does not have to load tfjs.
+export const BACKEND_REQUESTS: readonly string[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+const REQUESTS = BACKEND_REQUESTS;
 
 /** `ofm info`: the tfjs backend in use and why the others were not, plus the runtime. */
 export function registerInfo(program: Command): void {
@@ -51,6 +54,8 @@ export async function collectInfo(backend: string | undefined, ofmVersion: strin
   if (backend != null && !REQUESTS.includes(backend)) {
     throw new CliError(`--backend '${backend}' is not a backend; use one of: ${REQUESTS.join(', ')}`);
   }
+  // tfjs is loaded only when a command needs it, so `ofm --help` and friends start fast.
+  const { initBackend } = await import('@ofm/tensor');
   let report: BackendReport;
   try {
     report = await initBackend({ backend: backend as BackendRequest | undefined });
