@@ -1,0 +1,440 @@
+/**
+ * The DDPM training step: epsilon-prediction MSE at uniformly sampled timesteps, optimised with
+ * AdamW, with the hook points continual learning needs.
+ *
+ * One {@link DiffusionTrainer.step}:
+ *   1. draw `t ~ U{0..T-1}` and `ε ~ N(0, I)` per sample (seeded per step, so runs resume exactly);
+ *   2. inside one gradient tape: the control map (a tensor, or a function evaluated in the tape so
+ *      a condition network trains through it), the UNet's prediction, `mean((ε̂ − ε)²)`, plus an
+ *      optional extra loss term computed by the caller;
+ *   3. `transformGradients` (e.g. gradient projection), then global-norm clipping;
+ *   4. the AdamW update;
+ *   5. `transformUpdate` on the actual weight change `after − before` (projecting the update
+ *      itself keeps it exactly orthogonal where Adam's per-coordinate scaling would not);
+ *   6. the EMA update.
+ */
+import { type ParamStore, Rng, tf } from '@ofm/tensor';
+import { AdamW, type AdamWOptions } from './adamw';
+import { Ema, type EmaOptions } from './ema';
+import type { NoiseSchedule, Timesteps } from './schedule';
+import type { UNet } from './unet';
+
+/** Parameters from some store that train together with the UNet (e.g. the AMN's). */
+export interface ParamSource {
+  store: ParamStore;
+  /** Names to train (default: every parameter of the store at the time the trainer is built). */
+  names?: readonly string[];
+}
+
+/**
+ * The noised batch of one step — or of one slice of it when the trainer splits batches
+ * (`microBatch`): then `start`/`end` say which samples of the caller's batch these are, so that
+ * the caller can slice its own per-sample tensors (e.g. corrupted images for the condition).
+ */
+export interface NoisingContext {
+  /** The clean batch (or slice), NHWC in [-1, 1]. */
+  x0: tf.Tensor4D;
+  /** `x0` noised to `t`. */
+  xt: tf.Tensor4D;
+  /** One timestep per sample. */
+  t: number[];
+  noise: tf.Tensor4D;
+  /** First sample of the caller's batch in this slice (0 without splitting). */
+  start: number;
+  /** One past the last sample of the slice (the batch size without splitting). */
+  end: number;
+}
+
+/** What an extra loss term sees: the noised batch, the control used and the UNet's prediction. */
+export interface StepContext extends NoisingContext {
+  control?: tf.Tensor4D;
+  predictedNoise: tf.Tensor4D;
+}
+
+/** Per-step information given to hooks. */
+export interface HookInfo {
+  /** Index of the step being taken (0-based). */
+  step: number;
+}
+
+/**
+ * Transforms gradients by parameter name before clipping and the update. Return a record of
+ * replacements (names it omits keep their gradient) or `undefined` (or nothing) to keep them all. The trainer
+ * disposes both the originals and the replacements.
+ */
+export type GradientHook = (grads: Readonly<Record<string, tf.Tensor>>, info: HookInfo) => Record<string, tf.Tensor> | undefined;
+
+/**
+ * Transforms the weight change `after − before` the optimiser just made, by parameter name. Return
+ * replacements (the parameter becomes `before + replacement`) or `undefined`. The trainer disposes the
+ * deltas and the replacements.
+ */
+export type UpdateHook = (deltas: Readonly<Record<string, tf.Tensor>>, info: HookInfo) => Record<string, tf.Tensor> | undefined;
+
+export interface DiffusionTrainerOptions {
+  unet: UNet;
+  schedule: NoiseSchedule;
+  /** UNet parameters to train (default: all of them, i.e. the first-task group). */
+  trainable?: readonly string[];
+  /** Further parameters optimised together with the UNet. Names must not clash across stores. */
+  extra?: readonly ParamSource[];
+  optimizer?: AdamWOptions;
+  /** Keep an exponential moving average of the trained parameters. */
+  ema?: EmaOptions;
+  /** Clip the global gradient norm to this value (after `transformGradients`). */
+  clipGradNorm?: number;
+  transformGradients?: GradientHook;
+  transformUpdate?: UpdateHook;
+  /** Seed of the timesteps and noise (default 0). */
+  seed?: number;
+  /**
+   * Largest number of samples in one forward/backward pass (default: the whole batch). A batch is
+   * split into slices of at most this size whose gradients are summed, weighted by size: the same
+   * step as the whole batch (up to float rounding) with a fraction of the activation memory. Use
+   * it when a batch does not fit (wasm has a 4 GiB heap).
+   */
+  microBatch?: number;
+}
+
+export interface StepOptions {
+  /**
+   * Control map for the UNet: a tensor, or a function evaluated inside the gradient tape (so the
+   * parameters it uses receive gradients from the diffusion loss).
+   */
+  control?: tf.Tensor4D | ((ctx: NoisingContext) => tf.Tensor4D);
+  /**
+   * Another loss term, evaluated inside the same tape and added to the diffusion loss. With
+   * `microBatch` it is evaluated per slice and the slices are averaged by size, so make it a mean
+   * over the slice's samples.
+   */
+  extraLoss?: (ctx: StepContext) => tf.Scalar;
+  /** Fixed timesteps instead of sampled ones (tests, analysis). */
+  t?: Timesteps;
+  /** Fixed noise instead of sampled noise (not disposed by the trainer). */
+  noise?: tf.Tensor4D;
+}
+
+export interface StepTimings {
+  /** Forward and backward pass, loss read-back included. */
+  gradientsMs: number;
+  /** `transformGradients` and clipping. */
+  gradientHookMs: number;
+  /** AdamW, `transformUpdate` and EMA. */
+  updateMs: number;
+  totalMs: number;
+}
+
+export interface StepResult {
+  /** The step's index (0-based). */
+  step: number;
+  /** Total loss: diffusion loss plus the extra term. */
+  loss: number;
+  diffusionLoss: number;
+  extraLoss?: number;
+  /** Global gradient norm after `transformGradients`, before clipping. */
+  gradNorm: number;
+  timings: StepTimings;
+}
+
+export interface Gradients {
+  loss: number;
+  diffusionLoss: number;
+  extraLoss?: number;
+  /** Gradients by parameter name (only parameters the loss depends on). The caller owns them. */
+  grads: Record<string, tf.Tensor>;
+}
+
+export class DiffusionTrainer {
+  readonly unet: UNet;
+  readonly schedule: NoiseSchedule;
+  readonly optimizer: AdamW;
+  readonly ema?: Ema;
+  readonly clipGradNorm?: number;
+  transformGradients?: GradientHook;
+  transformUpdate?: UpdateHook;
+  readonly seed: number;
+  readonly microBatch?: number;
+  private vars = new Map<string, tf.Variable>();
+  private steps = 0;
+
+  constructor(opts: DiffusionTrainerOptions) {
+    this.unet = opts.unet;
+    this.schedule = opts.schedule;
+    this.optimizer = new AdamW(opts.optimizer);
+    this.clipGradNorm = opts.clipGradNorm;
+    if (this.clipGradNorm !== undefined && !(this.clipGradNorm > 0)) {
+      throw new Error(`DiffusionTrainer: clipGradNorm must be > 0 (got ${this.clipGradNorm})`);
+    }
+    this.transformGradients = opts.transformGradients;
+    this.transformUpdate = opts.transformUpdate;
+    this.seed = opts.seed ?? 0;
+    this.microBatch = opts.microBatch;
+    if (this.microBatch !== undefined && !(Number.isInteger(this.microBatch) && this.microBatch >= 1)) {
+      throw new Error(`DiffusionTrainer: microBatch must be a positive integer (got ${this.microBatch})`);
+    }
+    this.unet.init(); // creates any parameter not yet created (the control branch, say); cheap
+    this.setTrainable(opts.trainable ?? this.unet.paramNames(), opts.extra ?? []);
+    if (opts.ema) this.ema = new Ema(this.vars, opts.ema);
+  }
+
+  /** Steps taken so far. */
+  get stepCount(): number {
+    return this.steps;
+  }
+
+  /** Names of the parameters being optimised. */
+  trainableNames(): string[] {
+    return [...this.vars.keys()];
+  }
+
+  /**
+   * Change what trains (e.g. the later-task group after the first task). Optimiser state of
+   * parameters that keep training is kept; new parameters start fresh (and join the EMA).
+   */
+  setTrainable(unetNames: readonly string[], extra: readonly ParamSource[] = []): void {
+    const vars = new Map<string, tf.Variable>();
+    const add = (store: ParamStore, name: string, origin: string) => {
+      const v = store.get(name);
+      const known = vars.get(name);
+      if (known && known !== v) {
+        throw new Error(`DiffusionTrainer: parameter name '${name}' (${origin}) is used by two stores; give one model another prefix`);
+      }
+      vars.set(name, v);
+    };
+    for (const name of unetNames) add(this.unet.params, name, 'UNet');
+    extra.forEach((src, i) => {
+      for (const name of src.names ?? src.store.names()) add(src.store, name, `extra source ${i}`);
+    });
+    if (vars.size === 0) throw new Error('DiffusionTrainer: nothing to train (empty trainable list)');
+    this.vars = vars;
+    this.ema?.track(vars);
+  }
+
+  /**
+   * Loss and gradients of one batch (no update). `batch` is NHWC in [-1, 1]; timesteps and noise
+   * are drawn from the stream of step `stepCount` unless given.
+   */
+  computeGradients(batch: tf.Tensor4D, opts: StepOptions = {}): Gradients {
+    const n = batch.shape[0];
+    const rng = new Rng(this.seed).fork(`step ${this.steps}`);
+    const t = opts.t !== undefined ? this.schedule.batchTimesteps(opts.t, n) : Array.from({ length: n }, () => rng.int(this.schedule.T));
+    if (opts.noise && opts.noise.shape.join() !== batch.shape.join()) {
+      throw new Error(`DiffusionTrainer: noise shape [${opts.noise.shape}] differs from the batch's [${batch.shape}]`);
+    }
+    if (opts.control instanceof tf.Tensor && opts.control.shape[0] !== n) {
+      throw new Error(`DiffusionTrainer: the control map has ${opts.control.shape[0]} samples for a batch of ${n}`);
+    }
+    const noise = opts.noise ?? (rng.randn(batch.shape) as tf.Tensor4D);
+    const size = Math.min(this.microBatch ?? n, n);
+    const total: Gradients = { loss: 0, diffusionLoss: 0, grads: {} };
+    try {
+      for (let start = 0; start < n; start += size) {
+        const end = Math.min(start + size, n);
+        const part = this.chunkGradients(batch, noise, t, start, end, opts);
+        const w = (end - start) / n;
+        total.loss += w * part.loss;
+        total.diffusionLoss += w * part.diffusionLoss;
+        if (part.extraLoss !== undefined) total.extraLoss = (total.extraLoss ?? 0) + w * part.extraLoss;
+        for (const [name, g] of Object.entries(part.grads)) {
+          const acc = total.grads[name];
+          total.grads[name] = acc ? tf.add(acc, g) : g;
+          if (acc) {
+            acc.dispose();
+            g.dispose();
+          }
+        }
+      }
+      return total;
+    } catch (e) {
+      disposeAll(total.grads);
+      throw e;
+    } finally {
+      if (!opts.noise) noise.dispose();
+    }
+  }
+
+  /**
+   * Loss and gradients of samples `[start, end)`, each loss term scaled by the slice's share of the
+   * batch so that summing the slices' gradients gives the whole batch's.
+   */
+  private chunkGradients(
+    batch: tf.Tensor4D,
+    noise: tf.Tensor4D,
+    t: number[],
+    start: number,
+    end: number,
+    opts: StepOptions,
+  ): Gradients {
+    const n = batch.shape[0];
+    const whole = start === 0 && end === n;
+    const slice = (x: tf.Tensor4D) => (whole ? x : (tf.slice(x, start, end - start) as tf.Tensor4D));
+    const x0 = slice(batch);
+    const eps = slice(noise);
+    const ts = t.slice(start, end);
+    const fixedControl = opts.control instanceof tf.Tensor ? slice(opts.control) : undefined;
+    const xt = this.schedule.qSample(x0, ts, eps);
+    const weight = (end - start) / n;
+    const names = [...this.vars.keys()];
+    const varList = names.map((name) => this.vars.get(name)!);
+    const nameOf = new Map(varList.map((v, i) => [v.name, names[i]!]));
+    let diffusionLoss: tf.Scalar | undefined;
+    let extraLoss: tf.Scalar | undefined;
+    try {
+      const { value, grads } = tf.variableGrads(() => {
+        const base: NoisingContext = { x0, xt, t: ts, noise: eps, start, end };
+        const control = typeof opts.control === 'function' ? opts.control(base) : fixedControl;
+        const predicted = this.unet.forward(xt, ts, { control });
+        const mse = tf.mean(tf.squaredDifference(predicted, eps)) as tf.Scalar;
+        diffusionLoss = tf.keep(mse);
+        let loss = mse;
+        if (opts.extraLoss) {
+          const extra = opts.extraLoss({ ...base, control, predictedNoise: predicted });
+          if (extra.rank !== 0) throw new Error(`DiffusionTrainer: extraLoss must return a scalar, got shape [${extra.shape}]`);
+          extraLoss = tf.keep(extra);
+          loss = tf.add(mse, extra);
+        }
+        return (weight === 1 ? loss : tf.mul(loss, weight)) as tf.Scalar;
+      }, varList);
+      const out: Record<string, tf.Tensor> = {};
+      for (const [varName, g] of Object.entries(grads)) out[nameOf.get(varName)!] = g;
+      const diffusion = diffusionLoss!.dataSync()[0]!;
+      const extra = extraLoss?.dataSync()[0];
+      value.dispose();
+      return { loss: diffusion + (extra ?? 0), diffusionLoss: diffusion, extraLoss: extra, grads: out };
+    } finally {
+      diffusionLoss?.dispose();
+      extraLoss?.dispose();
+      for (const x of [x0, eps, fixedControl]) if (x && x !== batch && x !== noise && x !== opts.control) x.dispose();
+      xt.dispose();
+    }
+  }
+
+  /** One training step on `batch` (NHWC in [-1, 1]). Throws, without updating, on a non-finite loss. */
+  step(batch: tf.Tensor4D, opts: StepOptions = {}): StepResult {
+    const start = performance.now();
+    const step = this.steps;
+    const info: HookInfo = { step };
+    const { loss, diffusionLoss, extraLoss, grads } = this.computeGradients(batch, opts);
+    const afterGradients = performance.now();
+    let gradNorm = Number.NaN;
+    try {
+      if (!Number.isFinite(loss)) {
+        throw new Error(
+          `DiffusionTrainer: loss is ${loss} at step ${step}; the update was skipped. Lower the learning rate (now ${this.optimizer.lr}) or set clipGradNorm`,
+        );
+      }
+      if (this.transformGradients) this.replace(grads, this.transformGradients(grads, info), 'transformGradients');
+      gradNorm = globalNorm(Object.values(grads));
+      if (this.clipGradNorm !== undefined && gradNorm > this.clipGradNorm) {
+        const scale = this.clipGradNorm / (gradNorm + 1e-6);
+        for (const [name, g] of Object.entries(grads)) {
+          grads[name] = tf.mul(g, scale);
+          g.dispose();
+        }
+      }
+    } catch (e) {
+      disposeAll(grads);
+      throw e;
+    }
+    const afterHooks = performance.now();
+    this.applyUpdate(grads, info);
+    if (this.ema) this.ema.update();
+    this.steps += 1;
+    const end = performance.now();
+    return {
+      step,
+      loss,
+      diffusionLoss,
+      extraLoss,
+      gradNorm,
+      timings: {
+        gradientsMs: afterGradients - start,
+        gradientHookMs: afterHooks - afterGradients,
+        updateMs: end - afterHooks,
+        totalMs: end - start,
+      },
+    };
+  }
+
+  /**
+   * Optimiser and EMA state as named tensors the caller owns (`adamw.*`, `ema.*`, and
+   * `trainer.step`), for checkpoints.
+   */
+  state(): Record<string, tf.Tensor> {
+    return {
+      ...this.optimizer.state(),
+      ...(this.ema ? this.ema.state() : {}),
+      'trainer.step': tf.scalar(this.steps, 'int32'),
+    };
+  }
+
+  /** Restore a {@link DiffusionTrainer.state} (the parameters themselves are restored elsewhere). */
+  loadState(tensors: Readonly<Record<string, tf.Tensor>>): void {
+    const step = tensors['trainer.step'];
+    if (!step) throw new Error("DiffusionTrainer.loadState: no 'trainer.step' tensor; is this a trainer state?");
+    this.optimizer.loadState(tensors);
+    this.ema?.loadState(tensors);
+    this.steps = step.dataSync()[0]!;
+  }
+
+  /** Release optimiser and EMA state (not the parameters). */
+  dispose(): void {
+    this.optimizer.dispose();
+    this.ema?.dispose();
+  }
+
+  private applyUpdate(grads: Record<string, tf.Tensor>, info: HookInfo): void {
+    const before: Record<string, tf.Tensor> = {};
+    try {
+      if (this.transformUpdate) for (const name of Object.keys(grads)) before[name] = tf.clone(this.vars.get(name)!);
+      this.optimizer.update(this.vars, grads);
+    } finally {
+      disposeAll(grads);
+    }
+    if (!this.transformUpdate) return;
+    const deltas: Record<string, tf.Tensor> = {};
+    try {
+      for (const [name, b] of Object.entries(before)) deltas[name] = tf.sub(this.vars.get(name)!, b);
+      const replaced = this.transformUpdate(deltas, info);
+      if (!replaced) return;
+      for (const [name, delta] of Object.entries(replaced)) {
+        const b = before[name];
+        if (!b) throw new Error(`transformUpdate returned '${name}', which was not updated this step`);
+        checkShape('transformUpdate', name, delta, b);
+        tf.tidy(() => this.vars.get(name)!.assign(tf.add(b, delta)));
+      }
+      for (const [name, delta] of Object.entries(replaced)) if (delta !== deltas[name]) delta.dispose();
+    } finally {
+      disposeAll(deltas);
+      disposeAll(before);
+    }
+  }
+
+  /** Swap hook results into `grads`, disposing what they replace. */
+  private replace(grads: Record<string, tf.Tensor>, replaced: Record<string, tf.Tensor> | undefined, hook: string): void {
+    if (!replaced) return;
+    for (const [name, g] of Object.entries(replaced)) {
+      const old = grads[name];
+      if (!old) throw new Error(`${hook} returned '${name}', which has no gradient this step`);
+      checkShape(hook, name, g, old);
+      if (g !== old) old.dispose();
+      grads[name] = g;
+    }
+  }
+}
+
+function checkShape(hook: string, name: string, got: tf.Tensor, want: tf.Tensor): void {
+  if (got.shape.join() !== want.shape.join()) {
+    throw new Error(`${hook} returned shape [${got.shape}] for '${name}', expected [${want.shape}]`);
+  }
+}
+
+/** sqrt(Σ‖g‖²) over all tensors, as a number. */
+export function globalNorm(tensors: readonly tf.Tensor[]): number {
+  if (tensors.length === 0) return 0;
+  return tf.tidy(() => tf.sqrt(tf.addN(tensors.map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
+}
+
+function disposeAll(record: Record<string, tf.Tensor>): void {
+  for (const t of Object.values(record)) if (!t.isDisposed) t.dispose();
+}
