@@ -4,3 +4,5 @@ export * from './params';
 export * from './nn';
 export * from './backend';
 export * from './kernels';
+export * from './linalg';
+export * from './checkpoint';
