@@ -340,14 +340,17 @@ describe('a whole small network', () => {
         const emb = tf.gather(w.embedding, tf.tensor1d([0, 3, 3, 1], 'int32'));
         const cond = tf.matMul(silu(emb), w.dense).add(w.denseBias);
         h = h.add(cond.reshape([4, 1, 1, 16]));
-        // One-head self-attention over the 64 positions.
-        const seq = h.reshape([4, 64, 16]);
-        const flat = seq.reshape([256, 16]);
-        const q = tf.matMul(flat, w.q).reshape([4, 64, 16]);
-        const k = tf.matMul(flat, w.k).reshape([4, 64, 16]);
-        const v = tf.matMul(flat, w.v).reshape([4, 64, 16]);
-        const att = tf.softmax(tf.matMul(q, k, false, true).div(4));
-        h = h.add(tf.matMul(att, v).reshape([4, 8, 8, 16]));
+        // A concat skip (SplitV in the backward pass) and a channel slice.
+        const both = tf.concat([h, h.square()], 3);
+        h = tf.slice(both, [0, 0, 0, 8], [4, 8, 8, 16]);
+        // Two-head self-attention over the 64 positions (heads split by Transpose).
+        const flat = h.reshape([256, 16]);
+        const heads = (t: tf.Tensor) => t.reshape([4, 64, 2, 8]).transpose([0, 2, 1, 3]);
+        const q = heads(tf.matMul(flat, w.q));
+        const k = heads(tf.matMul(flat, w.k));
+        const v = heads(tf.matMul(flat, w.v));
+        const att = tf.softmax(tf.matMul(q, k, false, true).div(Math.sqrt(8)));
+        h = h.add(tf.matMul(att, v).transpose([0, 2, 1, 3]).reshape([4, 8, 8, 16]));
         const y = tf.conv2d(h, w.out as tf.Tensor4D, 1, 'same');
         return tf.losses.meanSquaredError(tf.tensor(target, [4, 8, 8, 4]), y) as tf.Scalar;
       };
