@@ -1,1 +1,10 @@
-export {};
+export * from './config';
+export * from './features';
+export * from './maps';
+export * from './calibration';
+export * from './figures';
+export * from './detector';
+export * from './persist';
+export { TfjsModelExtractor, type TfjsModelExtractorOptions } from './model-extractor';
+export * from './report';
+export * from './run';

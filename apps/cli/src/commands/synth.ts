@@ -1,6 +1,7 @@
 import { DatasetError, SYNTH_CLASSES, type SynthProgress, type SynthSummary, synth } from '@ofm/datasets';
 import type { Command } from 'commander';
 import { CliError, EXIT } from '../errors';
+import { integer } from '../util';
 
 interface SynthCliOptions {
   out: string;
@@ -16,14 +17,6 @@ interface SynthCliOptions {
 
 /** `ofm synth --json`: the summary `synth` wrote to `<out>/synth.json`, plus the time it took. */
 export type SynthJson = SynthSummary & { seconds: number };
-
-function integer(flag: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const n = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new CliError(`${flag} must be an integer ${max < Number.MAX_SAFE_INTEGER ? `in [${min}, ${max}]` : `>= ${min}`}, got "${value}"`);
-  }
-  return n;
-}
 
 function classList(value: string | undefined): string[] | undefined {
   if (value === undefined) return undefined;

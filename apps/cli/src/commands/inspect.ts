@@ -1,0 +1,95 @@
+import type { Command } from 'commander';
+import { CliError } from '../errors';
+
+interface InspectCliOptions {
+  json?: boolean;
+}
+
+/** `ofm inspect`: what a checkpoint holds, read from its manifest alone (no weights loaded). */
+export function registerInspect(program: Command): void {
+  program
+    .command('inspect')
+    .description('show a checkpoint: tasks and classes learned, basis ranks and bytes per layer, config, results')
+    .argument('<ckpt>', 'checkpoint directory')
+    .option('--json', 'print one JSON object')
+    .action(async (ckpt: string, o: InspectCliOptions) => {
+      const { readDetectorMeta } = await import('@ofm/detector');
+      const { readManifest } = await import('@ofm/tensor');
+      let meta: Awaited<ReturnType<typeof readDetectorMeta>>;
+      let manifest: Awaited<ReturnType<typeof readManifest>>;
+      try {
+        manifest = await readManifest(ckpt);
+        meta = await readDetectorMeta(ckpt);
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      const weights = manifest.weightsManifest.flatMap((g) => g.weights);
+      const parameters = weights
+        .filter((w) => !w.name.startsWith('gpm.'))
+        .reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1), 0);
+      const layers = Object.entries(meta.gpm.layers)
+        .map(([layer, l]) => ({ layer, kind: l.kind, rank: l.rank, in_dim: l.inDim, fraction: l.inDim ? l.rank / l.inDim : 0, bytes: l.rank * l.inDim * 4 }))
+        .sort((a, b) => b.bytes - a.bytes);
+      const results = meta.results as { rows?: unknown[] } | undefined;
+      const info = {
+        checkpoint: ckpt,
+        format_version: meta.version,
+        saved_at: meta.savedAt,
+        backend: meta.backend,
+        image_size: meta.config.imageSize,
+        parameters,
+        tasks: meta.tasks.map((t) => ({
+          index: t.index + 1,
+          classes: t.classes,
+          steps: t.steps,
+          train_seconds: Math.round(t.trainSeconds * 10) / 10,
+          final_loss: t.finalLoss,
+          projection: t.projection,
+          basis_rank: t.basisRank,
+          basis_bytes: t.basisBytes,
+        })),
+        classes: meta.classes.map((c) => ({
+          class: c.className,
+          task: c.task + 1,
+          t_start: c.tStart,
+          train_images: c.trainImages,
+          validation_images: c.validationImages,
+          score_mean: c.calibration.scoreMean,
+          score_std: c.calibration.scoreStd,
+        })),
+        basis_total_rank: layers.reduce((a, l) => a + l.rank, 0),
+        basis_total_bytes: layers.reduce((a, l) => a + l.bytes, 0),
+        layers,
+        evaluated_tasks: results?.rows?.length ?? 0,
+        config: meta.config,
+      };
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+        return;
+      }
+      const lines = [
+        `checkpoint ${ckpt} (format ${info.format_version}, saved ${info.saved_at} on ${info.backend})`,
+        `model: ${(parameters / 1e6).toFixed(2)} M parameters, ${info.image_size} px images, AMN ${meta.config.amn.enabled ? 'on' : 'off'}, projection ${meta.config.continual.projection}`,
+        '',
+        'task  classes                       steps  train s  final loss  basis rank  basis KiB',
+        ...info.tasks.map(
+          (t) =>
+            `${String(t.index).padEnd(4)}  ${t.classes.join(',').padEnd(28).slice(0, 28)}  ${String(t.steps).padStart(5)}  ${t.train_seconds.toFixed(0).padStart(7)}  ${t.final_loss.toFixed(4).padStart(10)}  ${String(t.basis_rank).padStart(10)}  ${(t.basis_bytes / 1024).toFixed(0).padStart(9)}`,
+        ),
+        '',
+        'class         task  t_start  train  validation',
+        ...info.classes.map(
+          (c) => `${c.class.padEnd(12)}  ${String(c.task).padStart(4)}  ${String(c.t_start).padStart(7)}  ${String(c.train_images).padStart(5)}  ${String(c.validation_images).padStart(10)}`,
+        ),
+        '',
+        `GPM bases: total rank ${info.basis_total_rank}, ${(info.basis_total_bytes / 1024).toFixed(0)} KiB over ${layers.length} layers; largest:`,
+        'layer                                          kind   rank  in dim  used   KiB',
+        ...layers.slice(0, 12).map(
+          (l) =>
+            `${l.layer.padEnd(45).slice(0, 45)}  ${l.kind.padEnd(5)}  ${String(l.rank).padStart(4)}  ${String(l.in_dim).padStart(6)}  ${(100 * l.fraction).toFixed(0).padStart(3)}%  ${(l.bytes / 1024).toFixed(0).padStart(4)}`,
+        ),
+        '',
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+}

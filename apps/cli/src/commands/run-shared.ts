@@ -1,0 +1,140 @@
+/**
+ * What `ofm train`, `ofm quickstart`, `ofm eval` and `ofm detect` share: starting the tensor
+ * backend, building or loading a detector, progress lines and the run summary. tfjs and the model
+ * packages load lazily here, so `ofm --help` stays fast.
+ */
+import type { ContinualDetector, ContinualReport, DetectorConfigInput, RunOptions, RunProgress, RunResults } from '@ofm/detector';
+import type { BackendRequest } from '@ofm/tensor';
+import { CliError } from '../errors';
+import type { Progress } from '../util';
+
+export interface DetectorOverrides {
+  steps?: number;
+  imageSize?: number;
+  seed?: number;
+  projection?: boolean;
+  amn?: boolean;
+}
+
+export interface TrainerSetup {
+  backend: string;
+  makeDetector(opts: {
+    configInput?: Record<string, unknown>;
+    overrides?: DetectorOverrides;
+    resume?: string;
+  }): Promise<{ detector: ContinualDetector; previous?: RunResults }>;
+  run(opts: RunOptions): ReturnType<typeof import('@ofm/detector').runContinual>;
+}
+
+/** Start the backend (one clear error for a bad name) and load the model packages. */
+export async function initRuntime(backend: string | undefined, progress?: Progress): Promise<TrainerSetup> {
+  const tensor = await import('@ofm/tensor');
+  let report: Awaited<ReturnType<typeof tensor.initBackend>>;
+  try {
+    report = await tensor.initBackend({ backend: backend as BackendRequest | undefined });
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  if (report.backend === 'cpu') {
+    progress?.note('running on the pure-JS cpu backend: expect training to be about 200x slower than wasm (see ofm info)');
+  }
+  const det = await import('@ofm/detector');
+  return {
+    backend: report.backend,
+    async makeDetector({ configInput = {}, overrides = {}, resume }) {
+      if (resume) {
+        const { detector, meta } = await loadOrExplain(det, resume, overrides);
+        return { detector, previous: meta.results as RunResults | undefined };
+      }
+      const input = { ...configInput } as DetectorConfigInput & Record<string, unknown>;
+      const merge = <K extends keyof DetectorConfigInput>(key: K, patch: object) => {
+        (input as Record<string, unknown>)[key] = { ...((input[key] as object | undefined) ?? {}), ...patch };
+      };
+      if (overrides.steps !== undefined) merge('training', { steps: overrides.steps });
+      if (overrides.imageSize !== undefined) input.imageSize = overrides.imageSize;
+      if (overrides.seed !== undefined) input.seed = overrides.seed;
+      if (overrides.projection === false) merge('continual', { projection: 'none' });
+      if (overrides.amn === false) merge('amn', { enabled: false });
+      try {
+        return { detector: new det.ContinualDetector(input) };
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+    },
+    run: (opts) => det.runContinual(opts),
+  };
+}
+
+async function loadOrExplain(det: typeof import('@ofm/detector'), path: string, overrides: DetectorOverrides) {
+  try {
+    return await det.loadDetector(path, {
+      training: overrides.steps !== undefined ? { steps: overrides.steps } : undefined,
+      projection: overrides.projection === false ? 'none' : undefined,
+    });
+  } catch (err) {
+    if ((err as Error).name === 'CheckpointError') throw new CliError((err as Error).message);
+    throw err;
+  }
+}
+
+/** Load a checkpoint for detection or evaluation, with checkpoint problems as clear CLI errors. */
+export async function loadForInference(backend: string | undefined, path: string) {
+  const runtime = await initRuntime(backend);
+  const det = await import('@ofm/detector');
+  const { detector, meta } = await loadOrExplain(det, path, {});
+  return { runtime, detector, meta, det };
+}
+
+/** Turn run progress into progress lines. */
+export function describeRunProgress(progress: Progress, p: RunProgress): void {
+  const task = `task ${p.task + 1}/${p.tasks}`;
+  switch (p.kind) {
+    case 'load':
+      if (p.done % 50 === 0) progress.update(`load-${p.task}-${p.className}`, `${task} loading ${p.className}`, p.done, p.done);
+      return;
+    case 'learn': {
+      const label = { train: 'training', select: 'choosing t_start', consolidate: 'consolidating bases' }[p.phase];
+      progress.update(`${p.phase}-${p.task}`, `${task} ${label}`, p.done, p.total, p.loss !== undefined ? `loss ${p.loss.toFixed(4)}` : '');
+      return;
+    }
+    case 'evaluate':
+      progress.update(`eval-${p.task}-${p.className}`, `${task} evaluating ${p.className}`, p.done, p.total);
+      return;
+    case 'saved':
+      return;
+  }
+}
+
+function fmt(v: number | null | undefined): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? '   –  ' : v.toFixed(3);
+}
+
+/** The after-each-task table printed at the end of a run. */
+export function formatCurve(report: ContinualReport, checkpoint: string, seconds: number): string {
+  const lines = [
+    `learned ${report.tasks.length} task(s) in ${(seconds / 60).toFixed(1)} min; checkpoint ${checkpoint}, report ${checkpoint}/report/report.md`,
+    '',
+    'after task  classes                image AUROC  pixel AUROC  AUPRO   image forgetting  pixel forgetting',
+  ];
+  for (const c of report.curve) {
+    const classes = report.tasks[c.task - 1]?.classes.join(',') ?? '';
+    lines.push(
+      `${String(c.task).padEnd(10)}  ${classes.padEnd(21).slice(0, 21)}  ${fmt(c.avg_image_auroc).padEnd(11)}  ${fmt(c.avg_pixel_auroc).padEnd(11)}  ${fmt(c.avg_pixel_aupro).padEnd(6)}  ${fmt(c.image_auroc_forgetting).padEnd(16)}  ${fmt(c.pixel_auroc_forgetting)}`,
+    );
+  }
+  lines.push('');
+  return `${lines.join('\n')}\n`;
+}
+
+/** `--json` of train and quickstart: flat keys, numbers or null. */
+export function summaryJson(report: ContinualReport, checkpoint: string, seconds: number): Record<string, unknown> {
+  const clean = (v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v);
+  return {
+    checkpoint,
+    report: `${checkpoint}/report/report.json`,
+    seconds: Math.round(seconds * 10) / 10,
+    backend: report.backend,
+    classes: report.classes,
+    ...Object.fromEntries(Object.entries(report.summary).map(([k, v]) => [k, clean(v)])),
+  };
+}

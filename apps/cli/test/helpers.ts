@@ -1,0 +1,29 @@
+/** Running the built `ofm` binary in a subprocess, as a user does. Build first: `pnpm --filter @ofm/cli... build`. */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+export const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+const exec = promisify(execFile);
+
+export interface OfmResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Run `ofm ...args`; never throws on a non-zero exit (the code is returned). */
+export async function ofm(args: string[], env: Record<string, string | undefined> = {}, timeout = 300_000): Promise<OfmResult> {
+  if (!existsSync(bin)) throw new Error(`${bin} does not exist: build the CLI first with \`pnpm --filter @ofm/cli... build\``);
+  const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
+  for (const key of Object.keys(childEnv)) if (childEnv[key] === undefined) delete childEnv[key];
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [bin, ...args], { env: childEnv as NodeJS.ProcessEnv, timeout, maxBuffer: 64 * 1024 * 1024 });
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; code?: number };
+    if (typeof e.code !== 'number') throw err;
+    return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: e.code };
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * The detector's configuration: one plain JSON object, stored in every checkpoint, so a model can
+ * be rebuilt exactly in another process. Every field has a default measured to work at CPU scale
+ * (see the package README); `resolveDetectorConfig` fills and validates a partial config.
+ */
+import type { AmnConfig } from '@ofm/amn';
+import type { ScheduleKind, UNetConfig } from '@ofm/diffusion';
+
+export interface DetectorConfig {
+  /** Images are resized to this square size (pixels). */
+  imageSize: number;
+  /** The UNet, in the shared spec's field names (`image_size` is set from `imageSize`). */
+  unet: Omit<UNetConfig, 'image_size' | 'control_channels'>;
+  /** The condition branch (AMN); `enabled: false` trains and detects without a condition. */
+  amn: Partial<AmnConfig> & { enabled: boolean };
+  schedule: { kind: ScheduleKind; timesteps: number };
+  training: {
+    /** Optimiser steps per task. */
+    steps: number;
+    batchSize: number;
+    /** Largest slice of a batch per forward/backward pass (memory; same result). */
+    microBatch?: number;
+    lr: number;
+    /** Learning rate on later tasks (default: `lr`). */
+    laterLr?: number;
+    weightDecay: number;
+    clipGradNorm: number;
+    /**
+     * Training timesteps are drawn uniformly from [0, maxTimestep): reconstruction starts at
+     * t <= `reconstruction.tStartCandidates`' maximum, so training far above it wastes capacity.
+     */
+    maxTimestep: number;
+    /** Weight of the AMN feature-reconstruction loss. */
+    amnWeight: number;
+    /** Probability that a training image gets a synthetic anomaly for the AMN input. */
+    anomalyProbability: number;
+  };
+  reconstruction: {
+    /** Start timesteps tried on each class's validation split; the best is kept per class. */
+    tStartCandidates: number[];
+    /** DDIM steps per reconstruction. */
+    steps: number;
+    eta: number;
+  };
+  map: {
+    /** Built-in feature space of the anomaly map ('filterbank' or 'pixel'). */
+    extractor: 'filterbank' | 'pixel';
+    /** Gaussian scales of the filter bank (pixels). */
+    sigmas: number[];
+    aggregate: 'mean' | 'sum' | 'product';
+    /** Final smoothing (pixels). */
+    blurSigma: number;
+    /** Image score: 'max' of the map or the mean of its top `topFraction` pixels. */
+    score: 'max' | 'topk-mean';
+    topFraction: number;
+  };
+  continual: {
+    /** Gradient projection from the second task on ('update' projects the optimiser's step). */
+    projection: 'update' | 'gradient' | 'none';
+    /** GPM basis-growth energy threshold. */
+    threshold: number;
+    /** iSVD compression energy. */
+    compression: number;
+    /** Largest share of a layer's input space the bases may fill. */
+    maxBasisFraction: number;
+    /** Rows sampled from each tap matrix per call. */
+    maxRowsPerCall: number;
+    /** Training images per class whose inference path feeds the bases. */
+    collectImages: number;
+  };
+  validation: {
+    /** Share of each class's normal training images held out for selection and calibration. */
+    fraction: number;
+    /** At least this many held-out images per class (when the class has enough). */
+    minImages: number;
+  };
+  /** Batch size of reconstruction at detection time. */
+  inferenceBatch: number;
+  seed: number;
+}
+
+/**
+ * CPU-scale defaults: 32 px images, a 1.2 M-parameter UNet and a small AMN, sized so that the
+ * quick start (three tasks) trains, selects, consolidates and evaluates in minutes on the wasm
+ * backend of a 2-core machine. With tfjs-node or a GPU, raise `imageSize` (64 or more) and the widths.
+ */
+export const DEFAULT_DETECTOR_CONFIG: Readonly<DetectorConfig> = Object.freeze({
+  imageSize: 32,
+  unet: {
+    in_channels: 3,
+    out_channels: 3,
+    model_channels: 32,
+    channel_mult: [1, 2, 2],
+    num_res_blocks: 1,
+    attention_resolutions: [8],
+    num_heads: 4,
+    groupnorm_groups: 8,
+    time_embed_dim: 128,
+  },
+  amn: { enabled: true, hintChannels: [16, 32], dim: 32, layers: 2, heads: 4, ffn: 64, dropout: 0, maskSize: 5 },
+  schedule: { kind: 'linear', timesteps: 1000 },
+  training: {
+    steps: 150,
+    batchSize: 8,
+    lr: 1e-3,
+    weightDecay: 0,
+    clipGradNorm: 1,
+    maxTimestep: 500,
+    amnWeight: 1,
+    anomalyProbability: 0.5,
+  },
+  reconstruction: { tStartCandidates: [100, 200, 300], steps: 5, eta: 0 },
+  map: { extractor: 'filterbank', sigmas: [1, 2, 4], aggregate: 'mean', blurSigma: 2, score: 'max', topFraction: 0.01 },
+  continual: {
+    projection: 'update',
+    threshold: 0.97,
+    compression: 0.999,
+    maxBasisFraction: 0.9,
+    maxRowsPerCall: 128,
+    collectImages: 8,
+  },
+  validation: { fraction: 0.15, minImages: 6 },
+  inferenceBatch: 16,
+  seed: 0,
+} satisfies DetectorConfig);
+
+/** A partial config: every group may be given in part. */
+export type DetectorConfigInput = {
+  [K in keyof DetectorConfig]?: DetectorConfig[K] extends (infer _U)[] ? DetectorConfig[K] : DetectorConfig[K] extends object ? Partial<DetectorConfig[K]> : DetectorConfig[K];
+};
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Fill a partial config with the defaults and validate it (one error listing every problem). */
+export function resolveDetectorConfig(input: DetectorConfigInput = {}, source = 'detector config'): DetectorConfig {
+  const base = structuredClone(DEFAULT_DETECTOR_CONFIG) as DetectorConfig;
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(input)) {
+    if (!(key in base)) {
+      problems.push(`unknown field '${key}'`);
+      continue;
+    }
+    const k = key as keyof DetectorConfig;
+    if (isPlainObject(base[k]) && value !== undefined) {
+      if (!isPlainObject(value)) problems.push(`'${key}' must be an object`);
+      else Object.assign(base[k] as object, value);
+    } else if (value !== undefined) {
+      (base as unknown as Record<string, unknown>)[key] = value;
+    }
+  }
+  const c = base;
+  const positiveInt = (v: unknown, name: string) => {
+    if (!Number.isInteger(v) || (v as number) < 1) problems.push(`${name} must be a positive integer (got ${JSON.stringify(v)})`);
+  };
+  positiveInt(c.imageSize, 'imageSize');
+  positiveInt(c.training.steps, 'training.steps');
+  positiveInt(c.training.batchSize, 'training.batchSize');
+  positiveInt(c.reconstruction.steps, 'reconstruction.steps');
+  positiveInt(c.inferenceBatch, 'inferenceBatch');
+  if (!(c.training.lr > 0)) problems.push(`training.lr must be > 0 (got ${c.training.lr})`);
+  if (!(c.training.anomalyProbability >= 0 && c.training.anomalyProbability <= 1)) {
+    problems.push('training.anomalyProbability must be in [0, 1]');
+  }
+  if (!Array.isArray(c.reconstruction.tStartCandidates) || c.reconstruction.tStartCandidates.length === 0) {
+    problems.push('reconstruction.tStartCandidates must be a non-empty list of timesteps');
+  } else {
+    for (const t of c.reconstruction.tStartCandidates) {
+      if (!Number.isInteger(t) || t < c.reconstruction.steps || t >= c.schedule.timesteps) {
+        problems.push(
+          `reconstruction.tStartCandidates: ${t} must be an integer in [${c.reconstruction.steps}, ${c.schedule.timesteps - 1}]`,
+        );
+      }
+    }
+  }
+  if (!(c.training.maxTimestep >= 1 && c.training.maxTimestep <= c.schedule.timesteps)) {
+    problems.push(`training.maxTimestep must be in [1, ${c.schedule.timesteps}]`);
+  }
+  if (!['filterbank', 'pixel'].includes(c.map.extractor)) problems.push(`map.extractor must be 'filterbank' or 'pixel'`);
+  if (!['update', 'gradient', 'none'].includes(c.continual.projection)) {
+    problems.push(`continual.projection must be 'update', 'gradient' or 'none'`);
+  }
+  if (!(c.continual.threshold > 0 && c.continual.threshold <= 1)) problems.push('continual.threshold must be in (0, 1]');
+  if (!(c.validation.fraction > 0 && c.validation.fraction < 1)) problems.push('validation.fraction must be in (0, 1)');
+  if (c.imageSize % 2 ** (c.unet.channel_mult.length - 1) !== 0) {
+    problems.push(`imageSize ${c.imageSize} must be divisible by ${2 ** (c.unet.channel_mult.length - 1)} (the UNet's downsampling)`);
+  }
+  if (problems.length) throw new Error(`${source}: ${problems.join('; ')}`);
+  return c;
+}
+
+/** The UNet config the detector builds (control channels follow the AMN's output width). */
+export function unetConfigOf(config: DetectorConfig, amnDim: number | undefined): UNetConfig {
+  return {
+    ...config.unet,
+    image_size: config.imageSize,
+    ...(amnDim !== undefined ? { control_channels: amnDim } : {}),
+  };
+}

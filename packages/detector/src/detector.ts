@@ -1,0 +1,600 @@
+/**
+ * `ContinualDetector`: one conditional diffusion model (UNet + AMN) that learns classes task after
+ * task without keeping their images, protected by gradient projection, and detects anomalies on
+ * every class learned so far without a task id.
+ *
+ * Learning a task:
+ *   1. hold out a validation split of each class's normal images (never the test set);
+ *   2. train: the diffusion loss on clean images conditioned on the AMN's output for the same
+ *      images with synthetic anomalies, plus the AMN's feature-reconstruction loss; from the second
+ *      task on only the protected conv/dense weights train and every optimiser step is projected
+ *      out of the earlier tasks' bases;
+ *   3. select, per class and on the validation split (held-out normals plus the same images with
+ *      synthetic anomalies), the reconstruction start timestep; record the class's calibration;
+ *   4. consolidate: the inference path over some training images feeds every protected layer's
+ *      inputs to an iterative SVD, and the bases grow by the GPM criterion.
+ */
+import { createAmn, type Amn } from '@ofm/amn';
+import { GradientProjectionMemory } from '@ofm/continual';
+import { type RgbImage, type SyntheticAnomaly, cutPasteAnomaly, nsaAnomaly, perlinAnomaly } from '@ofm/datasets';
+import {
+  DiffusionTrainer,
+  NoiseSchedule,
+  UNet,
+  reconstruct,
+  trainableParams,
+  type StepResult,
+} from '@ofm/diffusion';
+import { auroc } from '@ofm/metrics';
+import { type Ctx, ParamStore, Rng, context, tf } from '@ofm/tensor';
+import {
+  type ClassCalibration,
+  describeImages,
+  fitClassCalibration,
+  routeToClass,
+} from './calibration';
+import { type DetectorConfig, type DetectorConfigInput, resolveDetectorConfig, unetConfigOf } from './config';
+import { type FeatureExtractor, FilterBankExtractor, PixelExtractor } from './features';
+import { anomalyMap, imageScores } from './maps';
+
+/** A class the detector has learned: what detection needs to serve it. */
+export interface LearnedClass {
+  className: string;
+  /** 0-based index of the task that taught it. */
+  task: number;
+  /** Reconstruction start timestep chosen on its validation split. */
+  tStart: number;
+  /** Validation AUROCs of every candidate start timestep (what the choice was based on). */
+  selection: { tStart: number; imageAuroc: number; pixelAuroc: number }[];
+  calibration: ClassCalibration;
+  trainImages: number;
+  validationImages: number;
+}
+
+/** What one task's learning did. */
+export interface TaskRecord {
+  index: number;
+  classes: string[];
+  steps: number;
+  trainSeconds: number;
+  /** Mean loss over the last 10% of steps. */
+  finalLoss: number;
+  /** Loss every `lossEvery` steps, for curves. */
+  lossCurve: number[];
+  projection: DetectorConfig['continual']['projection'];
+  /** Protected directions after the task: total basis rank over layers, and bytes held. */
+  basisRank: number;
+  basisBytes: number;
+}
+
+/** The normal training images of one task, by class (HWC RGB in [0, 1] at the model size). */
+export interface TaskImages {
+  classes: string[];
+  images: Map<string, Float32Array[]>;
+}
+
+export type LearnPhase = 'train' | 'select' | 'consolidate';
+
+export interface LearnProgress {
+  phase: LearnPhase;
+  task: number;
+  done: number;
+  total: number;
+  loss?: number;
+  /** Seconds since the phase started. */
+  elapsed: number;
+}
+
+export interface LearnOptions {
+  onProgress?: (p: LearnProgress) => void;
+  /** Aborting stops between steps with an `AbortError`; the detector is then mid-task (discard it). */
+  signal?: AbortSignal;
+}
+
+/** One image's detection. */
+export interface Detection {
+  /** Calibrated image score: standard deviations above the routed class's normal validation mean. */
+  score: number;
+  /** The raw score (before calibration). */
+  rawScore: number;
+  /** Calibrated anomaly map, H*W row-major. */
+  map: Float32Array;
+  /** The class the image was routed to for calibration and reconstruction settings. */
+  className: string;
+  /** The reconstruction (HWC RGB in [0, 1]) when asked for. */
+  reconstruction?: Float32Array;
+}
+
+export class ContinualDetector {
+  readonly config: DetectorConfig;
+  readonly params: ParamStore;
+  readonly unet: UNet;
+  readonly amn: Amn | null;
+  readonly schedule: NoiseSchedule;
+  private memory: GradientProjectionMemory;
+  readonly extractor: FeatureExtractor;
+  readonly classes: LearnedClass[] = [];
+  readonly tasks: TaskRecord[] = [];
+
+  constructor(config: DetectorConfigInput = {}, opts: { extractor?: FeatureExtractor } = {}) {
+    this.config = resolveDetectorConfig(config);
+    const c = this.config;
+    this.params = new ParamStore(c.seed);
+    this.amn = c.amn.enabled ? createAmn({ ...c.amn }) : null;
+    this.unet = new UNet(this.params, unetConfigOf(c, this.amn?.config.dim)).init();
+    if (this.amn) this.amn.initialize(context(this.params));
+    this.schedule = new NoiseSchedule({ kind: c.schedule.kind, timesteps: c.schedule.timesteps });
+    this.memory = new GradientProjectionMemory(this.params, {
+      threshold: c.continual.threshold,
+      compression: c.continual.compression,
+      maxRowsPerCall: c.continual.maxRowsPerCall,
+      maxBasisFraction: c.continual.maxBasisFraction,
+      seed: c.seed,
+    });
+    this.extractor =
+      opts.extractor ??
+      (c.map.extractor === 'pixel' ? new PixelExtractor() : new FilterBankExtractor({ sigmas: c.map.sigmas }));
+  }
+
+  /** The gradient projection memory (bases of every protected layer). */
+  get gpm(): GradientProjectionMemory {
+    return this.memory;
+  }
+
+  /** Swap in a memory restored from a checkpoint (the old one is released). */
+  replaceMemory(memory: GradientProjectionMemory): void {
+    if (memory.params !== this.params) throw new Error('replaceMemory: the memory belongs to another parameter store');
+    this.memory.dispose();
+    this.memory = memory;
+  }
+
+  /** Restore the learned classes and task history from a checkpoint. */
+  restore(classes: readonly LearnedClass[], tasks: readonly TaskRecord[]): void {
+    if (this.tasks.length || this.classes.length) throw new Error('restore: the detector has already learned tasks');
+    this.classes.push(...classes.map((c) => structuredClone(c)));
+    this.tasks.push(...tasks.map((t) => structuredClone(t)));
+  }
+
+  /** Class names learned so far, in learning order. */
+  classNames(): string[] {
+    return this.classes.map((c) => c.className);
+  }
+
+  /** Number of scalar parameters of the model (UNet + AMN). */
+  parameterCount(): number {
+    return this.params.count();
+  }
+
+  /**
+   * Learn one task: train on its classes' normal images, select reconstruction settings and
+   * calibrate on a held-out split, then consolidate the projection bases.
+   */
+  async learnTask(task: TaskImages, opts: LearnOptions = {}): Promise<TaskRecord> {
+    const c = this.config;
+    const index = this.tasks.length;
+    const known = new Set(this.classNames());
+    for (const cls of task.classes) {
+      if (known.has(cls)) throw new Error(`class '${cls}' was already learned (task ${this.classOf(cls)!.task + 1}); a class is learned once`);
+      const imgs = task.images.get(cls);
+      if (!imgs || imgs.length < 4) {
+        throw new Error(`class '${cls}' has ${imgs?.length ?? 0} training images; at least 4 are needed (some are held out for validation)`);
+      }
+      for (const img of imgs) {
+        if (img.length !== c.imageSize * c.imageSize * 3) {
+          throw new Error(`class '${cls}': images must be ${c.imageSize}x${c.imageSize} RGB (${c.imageSize * c.imageSize * 3} values), got ${img.length}`);
+        }
+      }
+    }
+    const rng = new Rng(c.seed).fork(`task-${index}`);
+    const split = splitValidation(task, c.validation, rng.fork('split'));
+    const projection = index === 0 ? 'none' : c.continual.projection;
+
+    const t0 = Date.now();
+    const curve = await this.train(index, split.train, projection, rng.fork('train'), opts);
+    const trainSeconds = (Date.now() - t0) / 1000;
+
+    for (const cls of task.classes) {
+      await yieldToEventLoop();
+      const learned = this.selectAndCalibrate(index, cls, split.train.get(cls)!, split.validation.get(cls)!, rng.fork(`select-${cls}`), opts);
+      this.classes.push(learned);
+    }
+    await this.consolidate(index, task.classes, split.train, opts);
+
+    const tail = curve.losses.slice(-Math.max(1, Math.ceil(curve.losses.length / 10)));
+    const memory = this.gpm.memoryReport();
+    const record: TaskRecord = {
+      index,
+      classes: [...task.classes],
+      steps: c.training.steps,
+      trainSeconds,
+      finalLoss: tail.reduce((a, b) => a + b, 0) / tail.length,
+      lossCurve: curve.sampled,
+      projection,
+      basisRank: memory.reduce((a, m) => a + m.rank, 0),
+      basisBytes: memory.reduce((a, m) => a + m.bytes, 0),
+    };
+    this.tasks.push(record);
+    return record;
+  }
+
+  private classOf(name: string): LearnedClass | undefined {
+    return this.classes.find((c) => c.className === name);
+  }
+
+  /** Names of the parameters that train on task `index`. */
+  trainableNames(index: number): string[] {
+    const phase = index === 0 ? 'first-task' : 'later-task';
+    const unetNames = trainableParams(this.params, phase);
+    const amnNames = this.params
+      .infosList()
+      .filter((i) => i.name.startsWith('amn.') && (index === 0 || i.role === 'weight'))
+      .map((i) => i.name);
+    return [...unetNames, ...amnNames];
+  }
+
+  private async train(
+    index: number,
+    images: Map<string, Float32Array[]>,
+    projection: DetectorConfig['continual']['projection'],
+    rng: Rng,
+    opts: LearnOptions,
+  ): Promise<{ losses: number[]; sampled: number[] }> {
+    const c = this.config;
+    const size = c.imageSize;
+    const pool: { cls: string; image: Float32Array }[] = [];
+    for (const [cls, imgs] of images) for (const image of imgs) pool.push({ cls, image });
+    const byClass = images;
+    const trainer = new DiffusionTrainer({
+      unet: this.unet,
+      schedule: this.schedule,
+      trainable: this.trainableNames(index),
+      optimizer: { lr: index === 0 ? c.training.lr : (c.training.laterLr ?? c.training.lr), weightDecay: c.training.weightDecay },
+      clipGradNorm: c.training.clipGradNorm,
+      microBatch: c.training.microBatch,
+      seed: rng.fork('trainer').seed,
+    });
+    if (projection !== 'none' && this.gpm.memoryReport().some((m) => m.rank > 0)) {
+      const hook = (tensors: Readonly<Record<string, tf.Tensor>>) => {
+        const projected = this.gpm.project({ ...tensors });
+        const out: Record<string, tf.Tensor> = {};
+        for (const [k, v] of Object.entries(projected)) if (v !== tensors[k]) out[k] = v;
+        return out;
+      };
+      if (projection === 'update') trainer.transformUpdate = hook;
+      else trainer.transformGradients = hook;
+    }
+    const amnCtx: Ctx = context(this.params, { training: true, rng: rng.fork('dropout') });
+    const losses: number[] = [];
+    const sampled: number[] = [];
+    const lossEvery = Math.max(1, Math.floor(c.training.steps / 50));
+    const started = Date.now();
+    try {
+      for (let step = 0; step < c.training.steps; step++) {
+        // Let signal handlers (Ctrl-C) and progress output run between steps.
+        await yieldToEventLoop();
+        throwIfAborted(opts.signal);
+        const picks = Array.from({ length: c.training.batchSize }, () => pool[rng.int(pool.length)]!);
+        const cleanData = picks.map((p) => p.image);
+        const corruptedData = picks.map((p) =>
+          this.amn && rng.uniform() < c.training.anomalyProbability
+            ? syntheticAnomaly(p.image, byClass.get(p.cls)!, size, rng).image
+            : p.image,
+        );
+        const t = Array.from({ length: picks.length }, () => rng.int(c.training.maxTimestep));
+        const clean = toModelBatch(cleanData, size);
+        const corrupted = this.amn ? toModelBatch(corruptedData, size) : null;
+        let amnLoss: tf.Scalar | null = null;
+        let result: StepResult;
+        try {
+          result = trainer.step(clean, {
+            t,
+            control: this.amn
+              ? (nctx) => {
+                  const slice = (x: tf.Tensor4D) => tf.slice(x, [nctx.start, 0, 0, 0], [nctx.end - nctx.start, -1, -1, -1]);
+                  const cond = this.amn!.condition(amnCtx, slice(corrupted!), slice(clean));
+                  amnLoss = cond.loss;
+                  return cond.control;
+                }
+              : undefined,
+            extraLoss: this.amn ? () => tf.mul(amnLoss!, c.training.amnWeight) as tf.Scalar : undefined,
+          });
+        } finally {
+          clean.dispose();
+          corrupted?.dispose();
+        }
+        if (!Number.isFinite(result.loss)) {
+          throw new Error(
+            `task ${index + 1}, step ${step + 1}: the loss is ${result.loss}; lower training.lr (now ${trainer.optimizer.lr}) or training.clipGradNorm`,
+          );
+        }
+        losses.push(result.loss);
+        if (step % lossEvery === 0 || step === c.training.steps - 1) sampled.push(result.loss);
+        opts.onProgress?.({
+          phase: 'train',
+          task: index,
+          done: step + 1,
+          total: c.training.steps,
+          loss: result.loss,
+          elapsed: (Date.now() - started) / 1000,
+        });
+      }
+    } finally {
+      trainer.dispose();
+    }
+    return { losses, sampled };
+  }
+
+  /** The AMN's control map for model-space images, or undefined without an AMN. */
+  private control(x: tf.Tensor4D, ctx: Ctx = context(this.params)): tf.Tensor4D | undefined {
+    return this.amn ? this.amn.forward(ctx, x) : undefined;
+  }
+
+  /** Reconstructions (HWC in [0, 1], as a tensor) of images in [0, 1]. */
+  reconstructBatch(images01: tf.Tensor4D, tStart: number, tapCtx?: Ctx): tf.Tensor4D {
+    const c = this.config;
+    return tf.tidy(() => {
+      const x = tf.sub(tf.mul(images01, 2), 1) as tf.Tensor4D;
+      const control = this.control(x, tapCtx);
+      const recon = reconstruct(this.unet, this.schedule, x, {
+        tStart,
+        steps: c.reconstruction.steps,
+        eta: c.reconstruction.eta,
+        seed: c.seed,
+        control,
+        tap: tapCtx?.tap,
+      });
+      return tf.clipByValue(tf.div(tf.add(recon, 1), 2), 0, 1) as tf.Tensor4D;
+    });
+  }
+
+  /** Raw maps `[N, H, W]` and raw scores for images in [0, 1] at one start timestep. */
+  private rawMaps(images01: tf.Tensor4D, tStart: number, keepRecon = false): { maps: tf.Tensor3D; scores: Float32Array; recon?: tf.Tensor4D } {
+    const recon = this.reconstructBatch(images01, tStart);
+    const maps = anomalyMap(this.extractor, images01, recon, {
+      aggregate: this.config.map.aggregate,
+      blurSigma: this.config.map.blurSigma,
+    });
+    const scores = imageScores(
+      maps,
+      this.config.map.score === 'max' ? { kind: 'max' } : { kind: 'topk-mean', fraction: this.config.map.topFraction },
+    );
+    if (!keepRecon) {
+      recon.dispose();
+      return { maps, scores };
+    }
+    return { maps, scores, recon };
+  }
+
+  private selectAndCalibrate(
+    index: number,
+    cls: string,
+    train: Float32Array[],
+    validation: Float32Array[],
+    rng: Rng,
+    opts: LearnOptions,
+  ): LearnedClass {
+    const c = this.config;
+    const size = c.imageSize;
+    // The validation set: held-out normal images, and the same images with synthetic anomalies.
+    const anomalous = validation.map((img) => {
+      let a = syntheticAnomaly(img, train, size, rng);
+      for (let attempt = 0; attempt < 5 && a.area === 0; attempt++) a = syntheticAnomaly(img, train, size, rng);
+      return a;
+    });
+    const images = [...validation, ...anomalous.map((a) => a.image)];
+    const labels = [...validation.map(() => 0), ...anomalous.map((a) => (a.area > 0 ? 1 : 0))];
+    const pixelLabels = new Uint8Array(images.length * size * size);
+    anomalous.forEach((a, i) => pixelLabels.set(a.mask, (validation.length + i) * size * size));
+
+    const selection: LearnedClass['selection'] = [];
+    const started = Date.now();
+    let best = { tStart: c.reconstruction.tStartCandidates[0]!, score: Number.NEGATIVE_INFINITY };
+    let bestNormal: { scores: Float32Array; mapValues: Float32Array } | null = null;
+    c.reconstruction.tStartCandidates.forEach((tStart, k) => {
+      throwIfAborted(opts.signal);
+      const { scores, mapValues } = this.scoreImages(images, tStart);
+      const imageAuroc = auroc(scores, labels);
+      const pixelAuroc = auroc(mapValues, pixelLabels);
+      selection.push({ tStart, imageAuroc, pixelAuroc });
+      const combined = (Number.isFinite(imageAuroc) ? imageAuroc : 0.5) + (Number.isFinite(pixelAuroc) ? pixelAuroc : 0.5);
+      if (combined > best.score) {
+        best = { tStart, score: combined };
+        bestNormal = {
+          scores: scores.slice(0, validation.length),
+          mapValues: mapValues.slice(0, validation.length * size * size),
+        };
+      }
+      opts.onProgress?.({
+        phase: 'select',
+        task: index,
+        done: k + 1,
+        total: c.reconstruction.tStartCandidates.length,
+        elapsed: (Date.now() - started) / 1000,
+      });
+    });
+    const descriptors = this.describe(train);
+    const normal = bestNormal!;
+    return {
+      className: cls,
+      task: index,
+      tStart: best.tStart,
+      selection,
+      calibration: fitClassCalibration(cls, descriptors, normal.scores, normal.mapValues),
+      trainImages: train.length,
+      validationImages: validation.length,
+    };
+  }
+
+  /** Raw scores and flattened raw maps of images (HWC [0, 1]) at one start timestep, batched. */
+  private scoreImages(images: Float32Array[], tStart: number): { scores: Float32Array; mapValues: Float32Array } {
+    const size = this.config.imageSize;
+    const scores = new Float32Array(images.length);
+    const mapValues = new Float32Array(images.length * size * size);
+    const b = this.config.inferenceBatch;
+    for (let i = 0; i < images.length; i += b) {
+      const chunk = images.slice(i, i + b);
+      const x = to01Batch(chunk, size);
+      const { maps, scores: s } = this.rawMaps(x, tStart);
+      scores.set(s, i);
+      mapValues.set(maps.dataSync(), i * size * size);
+      maps.dispose();
+      x.dispose();
+    }
+    return { scores, mapValues };
+  }
+
+  private describe(images: Float32Array[]): Float32Array[] {
+    const out: Float32Array[] = [];
+    const b = 64;
+    for (let i = 0; i < images.length; i += b) {
+      const x = to01Batch(images.slice(i, i + b), this.config.imageSize);
+      out.push(...describeImages(x));
+      x.dispose();
+    }
+    return out;
+  }
+
+  private async consolidate(index: number, classes: string[], train: Map<string, Float32Array[]>, opts: LearnOptions): Promise<void> {
+    // Without projection the bases would never be used: skip the collection.
+    if (this.config.continual.projection === 'none') return;
+    const c = this.config;
+    const started = Date.now();
+    const tapCtx = context(this.params, { tap: this.gpm.tapFn() });
+    let done = 0;
+    for (const cls of classes) {
+      const learned = this.classOf(cls)!;
+      const imgs = train.get(cls)!.slice(0, c.continual.collectImages);
+      for (let i = 0; i < imgs.length; i += c.inferenceBatch) {
+        await yieldToEventLoop();
+        throwIfAborted(opts.signal);
+        const x = to01Batch(imgs.slice(i, i + c.inferenceBatch), c.imageSize);
+        this.reconstructBatch(x, learned.tStart, tapCtx).dispose();
+        x.dispose();
+        done += Math.min(c.inferenceBatch, imgs.length - i);
+        opts.onProgress?.({
+          phase: 'consolidate',
+          task: index,
+          done,
+          total: classes.length * Math.min(c.continual.collectImages, imgs.length),
+          elapsed: (Date.now() - started) / 1000,
+        });
+      }
+    }
+    this.gpm.consolidate();
+  }
+
+  /**
+   * Detect anomalies in images (HWC RGB in [0, 1] at the model size), with no task id: each image
+   * is routed to the nearest learned class for its reconstruction settings and calibration.
+   */
+  detect(images: Float32Array[], opts: { reconstructions?: boolean } = {}): Detection[] {
+    if (this.classes.length === 0) throw new Error('the detector has learned no class yet; learn a task first');
+    const size = this.config.imageSize;
+    for (const img of images) {
+      if (img.length !== size * size * 3) {
+        throw new Error(`detect: images must be ${size}x${size} RGB (${size * size * 3} values), got ${img.length}`);
+      }
+    }
+    const descriptors = this.describe(images);
+    const calibrations = this.classes.map((c) => c.calibration);
+    const routed = descriptors.map((d) => this.classes[routeToClass(d, calibrations)]!);
+    const results = new Array<Detection>(images.length);
+    // Group by start timestep so each group reconstructs in batches.
+    const groups = new Map<number, number[]>();
+    routed.forEach((cls, i) => {
+      const g = groups.get(cls.tStart) ?? [];
+      g.push(i);
+      groups.set(cls.tStart, g);
+    });
+    const b = this.config.inferenceBatch;
+    for (const [tStart, indices] of groups) {
+      for (let k = 0; k < indices.length; k += b) {
+        const idx = indices.slice(k, k + b);
+        const x = to01Batch(idx.map((i) => images[i]!), size);
+        const { maps, scores, recon } = this.rawMaps(x, tStart, opts.reconstructions);
+        const mapData = maps.dataSync();
+        const reconData = recon?.dataSync();
+        idx.forEach((i, j) => {
+          const cal = routed[i]!.calibration;
+          const raw = mapData.subarray(j * size * size, (j + 1) * size * size);
+          const map = new Float32Array(raw.length);
+          for (let p = 0; p < raw.length; p++) map[p] = (raw[p]! - cal.pixelMean) / cal.pixelStd;
+          results[i] = {
+            score: (scores[j]! - cal.scoreMean) / cal.scoreStd,
+            rawScore: scores[j]!,
+            map,
+            className: routed[i]!.className,
+            reconstruction: reconData ? Float32Array.from(reconData.subarray(j * size * size * 3, (j + 1) * size * size * 3)) : undefined,
+          };
+        });
+        maps.dispose();
+        recon?.dispose();
+        x.dispose();
+      }
+    }
+    return results;
+  }
+
+  dispose(): void {
+    this.gpm.dispose();
+    this.params.dispose();
+    this.extractor.dispose?.();
+  }
+}
+
+function yieldToEventLoop(): Promise<void> {
+  // setImmediate in Node (no 4 ms clamp); a zero timeout in browsers.
+  return new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
+}
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) {
+    const err = new Error('interrupted');
+    err.name = 'AbortError';
+    throw err;
+  }
+}
+
+/** Split each class's images into train and validation, deterministically. */
+function splitValidation(
+  task: TaskImages,
+  opts: DetectorConfig['validation'],
+  rng: Rng,
+): { train: Map<string, Float32Array[]>; validation: Map<string, Float32Array[]> } {
+  const train = new Map<string, Float32Array[]>();
+  const validation = new Map<string, Float32Array[]>();
+  for (const cls of task.classes) {
+    const imgs = task.images.get(cls)!;
+    const order = rng.fork(cls).permutation(imgs.length);
+    // Keep at least half for training, at least 2 for validation.
+    const nVal = Math.min(Math.floor(imgs.length / 2), Math.max(2, opts.minImages, Math.round(opts.fraction * imgs.length)));
+    validation.set(cls, Array.from(order.slice(0, nVal), (i) => imgs[i]!));
+    train.set(cls, Array.from(order.slice(nVal), (i) => imgs[i]!));
+  }
+  return { train, validation };
+}
+
+/** A synthetic anomaly on an image: NSA from another image of the class, cut-paste or Perlin. */
+function syntheticAnomaly(image: Float32Array, sameClass: Float32Array[], size: number, rng: Rng): SyntheticAnomaly {
+  const rgb = (data: Float32Array): RgbImage => ({ data, width: size, height: size, channels: 3 });
+  const options = { rng, cleanProbability: 0, areaRange: [0.005, 0.08] as const };
+  const u = rng.uniform();
+  if (u < 0.5 && sameClass.length > 1) {
+    let source = sameClass[rng.int(sameClass.length)]!;
+    if (source === image) source = sameClass[(sameClass.indexOf(image) + 1) % sameClass.length]!;
+    return nsaAnomaly(rgb(image), rgb(source), options);
+  }
+  return u < 0.75 ? cutPasteAnomaly(rgb(image), options) : perlinAnomaly(rgb(image), options);
+}
+
+/** Stack HWC [0, 1] images into a `[N, H, W, 3]` tensor in [0, 1]. */
+export function to01Batch(images: Float32Array[], size: number): tf.Tensor4D {
+  const data = new Float32Array(images.length * size * size * 3);
+  images.forEach((img, i) => data.set(img, i * size * size * 3));
+  return tf.tensor4d(data, [images.length, size, size, 3]);
+}
+
+/** Stack HWC [0, 1] images into the model's `[N, H, W, 3]` in [-1, 1]. */
+function toModelBatch(images: Float32Array[], size: number): tf.Tensor4D {
+  return tf.tidy(() => tf.sub(tf.mul(to01Batch(images, size), 2), 1) as tf.Tensor4D);
+}

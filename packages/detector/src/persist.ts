@@ -1,0 +1,121 @@
+/**
+ * Detector checkpoints: one directory (written atomically by @ofm/tensor's checkpoint IO) holding
+ * the config, the weights, the GPM bases, the classes and tasks learned (with their calibration
+ * and metrics at the time), the backend used and a format version; checksummed. Loading it in a new
+ * process restores a detector that detects and learns the next task exactly as the saved one would.
+ */
+import type { GpmMeta } from '@ofm/continual';
+import { GradientProjectionMemory } from '@ofm/continual';
+import { CheckpointError, loadCheckpoint, readManifest, saveCheckpoint, tf } from '@ofm/tensor';
+import type { DetectorConfig } from './config';
+import { ContinualDetector, type LearnedClass, type TaskRecord } from './detector';
+
+export const DETECTOR_FORMAT = 'ofm-detector';
+export const DETECTOR_FORMAT_VERSION = 1;
+
+/** The `meta` of a detector checkpoint's manifest. */
+export interface DetectorMeta {
+  format: typeof DETECTOR_FORMAT;
+  version: number;
+  savedAt: string;
+  /** The tfjs backend the model was trained on. */
+  backend: string;
+  config: DetectorConfig;
+  classes: LearnedClass[];
+  tasks: TaskRecord[];
+  gpm: GpmMeta;
+  /** Free-form results stored with the model (the CLI keeps the evaluation matrix here). */
+  results?: unknown;
+}
+
+export interface SaveDetectorOptions {
+  /** Results to store beside the model (e.g. the continual evaluation so far). */
+  results?: unknown;
+  /** Extra files written into the checkpoint directory in the same atomic save. */
+  files?: Record<string, Uint8Array | string>;
+}
+
+/** Save a detector as a checkpoint directory, atomically replacing a previous checkpoint there. */
+export async function saveDetector(detector: ContinualDetector, dir: string, opts: SaveDetectorOptions = {}): Promise<void> {
+  const tensors: Record<string, tf.Tensor> = {};
+  for (const [name, v] of detector.params.entries()) tensors[name] = v;
+  const bases = detector.gpm.toTensors();
+  const meta: DetectorMeta = {
+    format: DETECTOR_FORMAT,
+    version: DETECTOR_FORMAT_VERSION,
+    savedAt: new Date().toISOString(),
+    backend: tf.getBackend(),
+    config: detector.config,
+    classes: detector.classes,
+    tasks: detector.tasks,
+    gpm: detector.gpm.toMeta(),
+    results: opts.results,
+  };
+  try {
+    await saveCheckpoint(dir, { ...tensors, ...bases }, meta, opts.files ? { files: opts.files } : {});
+  } finally {
+    tf.dispose(Object.values(bases));
+  }
+}
+
+function checkMeta(meta: unknown, where: string): DetectorMeta {
+  const m = meta as Partial<DetectorMeta> | undefined;
+  if (!m || m.format !== DETECTOR_FORMAT) {
+    throw new CheckpointError(
+      'bad-manifest',
+      where,
+      `${where} is not a one-for-more detector checkpoint (its manifest has no "${DETECTOR_FORMAT}" meta); point at a directory written by 'ofm train' or saveDetector()`,
+    );
+  }
+  if (m.version !== DETECTOR_FORMAT_VERSION) {
+    throw new CheckpointError(
+      'version',
+      where,
+      `${where} holds a detector checkpoint of format version ${m.version}, but this version of @ofm/detector reads version ${DETECTOR_FORMAT_VERSION}; use the matching one-for-more release`,
+    );
+  }
+  return m as DetectorMeta;
+}
+
+/** Read only the metadata of a detector checkpoint (no weights), e.g. for `ofm inspect`. */
+export async function readDetectorMeta(dir: string): Promise<DetectorMeta> {
+  const manifest = await readManifest(dir);
+  return checkMeta(manifest.meta, dir);
+}
+
+/** What may change when a checkpoint is loaded to learn more tasks (the model itself may not). */
+export interface LoadOverrides {
+  training?: Partial<DetectorConfig['training']>;
+  projection?: DetectorConfig['continual']['projection'];
+}
+
+/** Load a detector checkpoint saved by {@link saveDetector} (a directory, or a URL in a browser). */
+export async function loadDetector(
+  source: string,
+  overrides: LoadOverrides = {},
+): Promise<{ detector: ContinualDetector; meta: DetectorMeta }> {
+  const ckpt = await loadCheckpoint(source);
+  try {
+    const meta = checkMeta(ckpt.meta, source);
+    const config = structuredClone(meta.config);
+    Object.assign(config.training, overrides.training ?? {});
+    if (overrides.projection) config.continual.projection = overrides.projection;
+    const detector = new ContinualDetector(config);
+    const weights: Record<string, tf.Tensor> = {};
+    for (const name of detector.params.names()) {
+      const t = ckpt.tensors[name];
+      if (!t) {
+        detector.dispose();
+        throw new CheckpointError('missing', source, `${source}: the checkpoint has no weight '${name}' that its config's model needs; the checkpoint is incomplete`);
+      }
+      weights[name] = t;
+    }
+    detector.params.assign(weights);
+    const gpm = GradientProjectionMemory.fromCheckpoint({ meta: meta.gpm, tensors: ckpt.tensors }, detector.params);
+    detector.replaceMemory(gpm);
+    detector.restore(meta.classes, meta.tasks);
+    return { detector, meta };
+  } finally {
+    tf.dispose(Object.values(ckpt.tensors));
+  }
+}

@@ -1,0 +1,268 @@
+/**
+ * A continual run: learn tasks in order from a dataset, evaluate every class seen after each task,
+ * and save the checkpoint (with the result matrix and the report inside it) after each task, so an
+ * interrupted run loses at most the task in progress and resumes from the last one completed.
+ * Node only (reads datasets from disk, writes checkpoints).
+ */
+import type { AnomalyDataset, Sample } from '@ofm/datasets';
+import { auroc, evaluateDetections, finalAverage, forgetting } from '@ofm/metrics';
+import { tf } from '@ofm/tensor';
+import type { ContinualDetector, LearnProgress } from './detector';
+import { saveDetector } from './persist';
+import {
+  type ContinualReport,
+  REPORT_FORMAT_VERSION,
+  REPORT_METRICS,
+  type ReportMetric,
+  type ReportSample,
+  renderReport,
+} from './report';
+
+/** Metrics of one class after one task. */
+export type ClassMetrics = Record<ReportMetric, number | null>;
+
+/** What a run keeps in the checkpoint to continue its result matrix after a resume. */
+export interface RunResults {
+  /** `rows[i][className]`: metrics of each class seen after task i. */
+  rows: Record<string, ClassMetrics>[];
+  /** Per task: pooled AUROCs and routing accuracy. */
+  pooled: { raw: number; calibrated: number; routing: number }[];
+  seed: number;
+}
+
+export type RunProgress =
+  | (LearnProgress & { kind: 'learn'; tasks: number })
+  | { kind: 'load'; task: number; tasks: number; className: string; done: number }
+  | { kind: 'evaluate'; task: number; tasks: number; className: string; done: number; total: number }
+  | { kind: 'saved'; task: number; tasks: number; path: string; report: ContinualReport };
+
+export interface RunOptions {
+  dataset: AnomalyDataset;
+  tasks: string[][];
+  detector: ContinualDetector;
+  /** Checkpoint directory, rewritten atomically after each task. */
+  out: string;
+  /** Results of the tasks already learned (from the checkpoint when resuming). */
+  previous?: RunResults;
+  /** Evaluate after each task (default true). */
+  evaluate?: boolean;
+  /** Normal test images per class also shown in the report's sample grid (with one defective). */
+  reportSamples?: number;
+  onProgress?: (p: RunProgress) => void;
+  signal?: AbortSignal;
+}
+
+async function collect(iterable: AsyncIterable<Sample>, onEach?: (n: number) => void): Promise<Sample[]> {
+  const out: Sample[] = [];
+  for await (const s of iterable) {
+    out.push(s);
+    onEach?.(out.length);
+  }
+  return out;
+}
+
+/**
+ * Evaluate one learned class on its test split, with no task id: the metrics, plus the raw and
+ * calibrated scores, how many images were routed to the class, and a few samples for a report.
+ */
+export async function evaluateClass(
+  detector: ContinualDetector,
+  dataset: AnomalyDataset,
+  className: string,
+  onDone: (done: number, total: number) => void = () => {},
+) {
+  const refs = await dataset.testFiles(className);
+  const size = detector.config.imageSize;
+  const scores: number[] = [];
+  const rawScores: number[] = [];
+  const labels: number[] = [];
+  const maps: Float32Array[] = [];
+  const masks: Uint8Array[] = [];
+  let routedRight = 0;
+  const samples: ReportSample[] = [];
+  const batch = detector.config.inferenceBatch;
+  for (let i = 0; i < refs.length; i += batch) {
+    const chunk = await Promise.all(refs.slice(i, i + batch).map((r) => dataset.load(r)));
+    const detections = detector.detect(
+      chunk.map((s) => s.image),
+      { reconstructions: true },
+    );
+    detections.forEach((d, j) => {
+      const s = chunk[j]!;
+      scores.push(d.score);
+      rawScores.push(d.rawScore);
+      labels.push(s.label);
+      maps.push(d.map);
+      masks.push(s.mask);
+      if (d.className === className) routedRight++;
+      // Keep the first good and the first two defective images for the report's grid.
+      const wanted = s.label === 1 ? samples.filter((x) => x.label === 1).length < 2 : samples.filter((x) => x.label === 0).length < 1;
+      if (wanted) {
+        samples.push({
+          className,
+          label: s.label,
+          score: d.score,
+          width: size,
+          height: size,
+          image: s.image,
+          reconstruction: d.reconstruction!,
+          map: d.map,
+          mask: s.mask,
+        });
+      }
+    });
+    onDone(Math.min(i + batch, refs.length), refs.length);
+  }
+  const m = evaluateDetections({
+    imageScores: scores,
+    imageLabels: labels,
+    pixelScores: maps,
+    pixelMasks: masks,
+    width: size,
+    height: size,
+  });
+  const metrics = {} as ClassMetrics;
+  for (const k of REPORT_METRICS) {
+    const v = (m as unknown as Record<string, number | undefined>)[k];
+    metrics[k] = v === undefined || !Number.isFinite(v) ? null : v;
+  }
+  return { metrics, scores, rawScores, labels, routedRight, count: refs.length, samples };
+}
+
+/** Build the report of the tasks learned so far from the stored results. */
+export function buildReport(detector: ContinualDetector, results: RunResults, projection: boolean): ContinualReport {
+  const classes = detector.classNames();
+  const learnedAt = detector.classes.map((c) => c.task);
+  const classMatrices = {} as ContinualReport['classMatrices'];
+  const taskMatrices = {} as ContinualReport['taskMatrices'];
+  for (const metric of REPORT_METRICS) {
+    classMatrices[metric] = results.rows.map((row) => classes.map((c) => row[c]?.[metric] ?? null));
+    taskMatrices[metric] = results.rows.map((row) =>
+      detector.tasks.map((t) => {
+        const vals = t.classes.map((c) => row[c]?.[metric]).filter((v): v is number => typeof v === 'number');
+        return vals.length === t.classes.length && vals.length > 0 ? vals.reduce((a, b) => a + b, 0) / vals.length : null;
+      }),
+    );
+  }
+  const curve = results.rows.map((_, i) => {
+    const rows = (metric: ReportMetric) =>
+      classMatrices[metric].slice(0, i + 1).map((r) => r.map((v) => (v === null ? Number.NaN : v)));
+    const seen = learnedAt.filter((t) => t <= i).length;
+    const sub = (metric: ReportMetric) => rows(metric).map((r) => r.slice(0, seen));
+    const opts = { learnedAt: learnedAt.slice(0, seen) };
+    const avg = (metric: ReportMetric) => finalAverage(sub(metric), opts);
+    const forget = (metric: ReportMetric) => (i === 0 ? null : forgetting(sub(metric), opts));
+    return {
+      task: i + 1,
+      avg_image_auroc: avg('image_auroc'),
+      avg_pixel_auroc: avg('pixel_auroc'),
+      avg_pixel_ap: avg('pixel_ap'),
+      avg_pixel_aupro: avg('pixel_aupro'),
+      image_auroc_forgetting: forget('image_auroc'),
+      pixel_auroc_forgetting: forget('pixel_auroc'),
+      pooled_image_auroc_raw: results.pooled[i]?.raw ?? Number.NaN,
+      pooled_image_auroc_calibrated: results.pooled[i]?.calibrated ?? Number.NaN,
+      routing_accuracy: results.pooled[i]?.routing ?? Number.NaN,
+    };
+  });
+  const last = curve[curve.length - 1];
+  return {
+    formatVersion: REPORT_FORMAT_VERSION,
+    createdAt: new Date().toISOString(),
+    backend: tf.getBackend(),
+    seed: results.seed,
+    projection,
+    tasks: detector.tasks.map((t) => ({
+      index: t.index,
+      classes: t.classes,
+      steps: t.steps,
+      trainSeconds: t.trainSeconds,
+      finalLoss: t.finalLoss,
+      tStart: Object.fromEntries(t.classes.map((c) => [c, detector.classes.find((k) => k.className === c)!.tStart])),
+      basisRank: t.basisRank,
+      basisBytes: t.basisBytes,
+    })),
+    classes,
+    classMatrices,
+    taskMatrices,
+    curve,
+    summary: last ? { tasks_learned: last.task, ...Object.fromEntries(Object.entries(last).filter(([k]) => k !== 'task')) } : {},
+  };
+}
+
+/**
+ * Learn the tasks not yet learned, in order. After each task: evaluate every class seen, then save
+ * the checkpoint with the result matrix and the report (one atomic write).
+ */
+export async function runContinual(opts: RunOptions): Promise<{ report: ContinualReport; results: RunResults }> {
+  const { dataset, tasks, detector } = opts;
+  const results: RunResults = opts.previous
+    ? structuredClone(opts.previous)
+    : { rows: [], pooled: [], seed: detector.config.seed };
+  if (results.rows.length !== detector.tasks.length) {
+    throw new Error(
+      `the checkpoint holds ${detector.tasks.length} tasks but results for ${results.rows.length}; it was not written by a continual run`,
+    );
+  }
+  const projection = detector.config.continual.projection !== 'none';
+  let report = buildReport(detector, results, projection);
+  for (let t = detector.tasks.length; t < tasks.length; t++) {
+    const classes = tasks[t]!;
+    const images = new Map<string, Float32Array[]>();
+    for (const cls of classes) {
+      const samples = await collect(dataset.train(cls), (done) =>
+        opts.onProgress?.({ kind: 'load', task: t, tasks: tasks.length, className: cls, done }),
+      );
+      images.set(cls, samples.map((s) => s.image));
+    }
+    if (opts.signal?.aborted) throw abortError();
+    await detector.learnTask(
+      { classes, images },
+      { signal: opts.signal, onProgress: (p) => opts.onProgress?.({ ...p, kind: 'learn', tasks: tasks.length }) },
+    );
+
+    const row: Record<string, ClassMetrics> = {};
+    const pooledScores: number[] = [];
+    const pooledRaw: number[] = [];
+    const pooledLabels: number[] = [];
+    let routed = 0;
+    let count = 0;
+    const samples: ReportSample[] = [];
+    if (opts.evaluate !== false) {
+      for (const cls of detector.classNames()) {
+        if (opts.signal?.aborted) throw abortError();
+        const r = await evaluateClass(detector, dataset, cls, (done, total) =>
+          opts.onProgress?.({ kind: 'evaluate', task: t, tasks: tasks.length, className: cls, done, total }),
+        );
+        row[cls] = r.metrics;
+        pooledScores.push(...r.scores);
+        pooledRaw.push(...r.rawScores);
+        pooledLabels.push(...r.labels);
+        routed += r.routedRight;
+        count += r.count;
+        samples.push(...r.samples);
+      }
+    }
+    results.rows.push(row);
+    results.pooled.push({
+      raw: pooledLabels.length ? auroc(pooledRaw, pooledLabels) : Number.NaN,
+      calibrated: pooledLabels.length ? auroc(pooledScores, pooledLabels) : Number.NaN,
+      routing: count ? routed / count : Number.NaN,
+    });
+    report = buildReport(detector, results, projection);
+    const files = await renderReport(report, samples);
+    await saveDetector(detector, opts.out, { results, files: prefixed(files, 'report/') });
+    opts.onProgress?.({ kind: 'saved', task: t, tasks: tasks.length, path: opts.out, report });
+  }
+  return { report, results };
+}
+
+function prefixed(files: Record<string, Uint8Array | string>, prefix: string): Record<string, Uint8Array | string> {
+  return Object.fromEntries(Object.entries(files).map(([k, v]) => [`${prefix}${k}`, v]));
+}
+
+function abortError(): Error {
+  const err = new Error('interrupted');
+  err.name = 'AbortError';
+  return err;
+}

@@ -1,0 +1,97 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { heatColor, lineChartSvg, matrixHeatmapSvg, overlayHeatmap } from '../src/figures';
+import { type ContinualReport, REPORT_FORMAT_VERSION, writeReport } from '../src/report';
+
+const dir = mkdtempSync(join(tmpdir(), 'ofm-report-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function fakeRun(): ContinualReport {
+  // Numbers of a made-up 2-task run: the report writer must carry them through unchanged.
+  const m = [
+    [0.9, null],
+    [0.85, 0.95],
+  ];
+  const metrics = { image_auroc: m, image_ap: m, pixel_auroc: m, pixel_ap: m, pixel_aupro: m };
+  return {
+    formatVersion: REPORT_FORMAT_VERSION,
+    createdAt: '2026-11-28T00:00:00.000Z',
+    backend: 'wasm',
+    seed: 1,
+    projection: true,
+    tasks: [
+      { index: 0, classes: ['a'], steps: 10, trainSeconds: 1.5, finalLoss: 0.1, tStart: { a: 200 }, basisRank: 10, basisBytes: 4096 },
+      { index: 1, classes: ['b'], steps: 10, trainSeconds: 1.6, finalLoss: 0.2, tStart: { b: 300 }, basisRank: 20, basisBytes: 8192 },
+    ],
+    classes: ['a', 'b'],
+    classMatrices: metrics,
+    taskMatrices: metrics,
+    curve: [
+      { task: 1, avg_image_auroc: 0.9, avg_pixel_auroc: 0.9, avg_pixel_ap: 0.9, avg_pixel_aupro: 0.9, image_auroc_forgetting: null, pixel_auroc_forgetting: null, pooled_image_auroc_raw: 0.8, pooled_image_auroc_calibrated: 0.9, routing_accuracy: 1 },
+      { task: 2, avg_image_auroc: 0.9, avg_pixel_auroc: 0.9, avg_pixel_ap: 0.9, avg_pixel_aupro: 0.9, image_auroc_forgetting: 0.05, pixel_auroc_forgetting: 0.05, pooled_image_auroc_raw: 0.7, pooled_image_auroc_calibrated: 0.85, routing_accuracy: 0.95 },
+    ],
+    summary: { avg_image_auroc: 0.9, image_auroc_forgetting: 0.05 },
+  };
+}
+
+describe('figures', () => {
+  it('colormap runs from dark blue to red and clamps', () => {
+    expect(heatColor(0)).toEqual([48, 18, 59]);
+    expect(heatColor(1)).toEqual([200, 20, 20]);
+    expect(heatColor(-3)).toEqual(heatColor(0));
+    expect(heatColor(Number.NaN)).toEqual(heatColor(0));
+  });
+
+  it('overlay blends the map colour over the image and checks sizes', () => {
+    const image = new Float32Array(2 * 1 * 3).fill(1);
+    const out = overlayHeatmap(image, [0, 1], 2, 1, { alpha: 0.5 });
+    expect(Array.from(out.slice(3, 6))).toEqual([Math.round(127.5 + 100), Math.round(127.5 + 10), Math.round(127.5 + 10)]);
+    expect(() => overlayHeatmap(image, [0], 2, 1)).toThrow(/map has 1 values, expected 2/);
+  });
+
+  it('matrix heatmap leaves unevaluated cells blank and prints values', () => {
+    const svg = matrixHeatmapSvg([[0.9, null]], ['task 1'], ['a', 'b'], 'title <x>');
+    expect(svg).toContain('0.900');
+    expect(svg).toContain('#f4f4f4');
+    expect(svg).toContain('title &lt;x&gt;');
+    expect(lineChartSvg([{ name: 's', values: [0.5, null, 1] }], ['1', '2', '3'], 't')).toContain('<polyline');
+  });
+});
+
+describe('writeReport', () => {
+  it('writes report.json, report.md and real PNG figures', async () => {
+    const out = join(dir, 'run', 'report');
+    const w = 8;
+    const h = 8;
+    const sample = {
+      className: 'a',
+      label: 1 as const,
+      score: 2.5,
+      width: w,
+      height: h,
+      image: new Float32Array(w * h * 3).fill(0.5),
+      reconstruction: new Float32Array(w * h * 3).fill(0.4),
+      map: Float32Array.from({ length: w * h }, (_, i) => i),
+      mask: new Uint8Array(w * h).fill(1),
+    };
+    await writeReport(out, fakeRun(), [sample, { ...sample, label: 0 as const }]);
+    const json = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(json.summary.image_auroc_forgetting).toBe(0.05);
+    expect(json.classMatrices.image_auroc[0][1]).toBeNull();
+    const md = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(md).toContain('| 2 | b | 10 | 1.6 | 0.2000 | 300 | 20 | 8 |');
+    expect(md).toContain('0.700 → 0.850');
+    for (const f of ['matrix_image_auroc.png', 'matrix_pixel_auroc.png', 'curve.png', 'samples.png']) {
+      const meta = await sharp(join(out, 'figures', f)).metadata();
+      expect(meta.format).toBe('png');
+      expect(meta.width).toBeGreaterThan(100);
+    }
+    // Rewriting replaces the report whole and leaves no temporary directory behind.
+    await writeReport(out, fakeRun());
+    expect(existsSync(join(out, 'figures', 'samples.png'))).toBe(false);
+    expect(readFileSync(join(out, 'report.json'), 'utf8')).toContain('"formatVersion": 1');
+  });
+});
