@@ -110,10 +110,10 @@ export const DEFAULT_DETECTOR_CONFIG: Readonly<DetectorConfig> = Object.freeze({
     anomalyProbability: 0.5,
   },
   reconstruction: { tStartCandidates: [100, 200, 300], steps: 5, eta: 0 },
-  map: { extractor: 'filterbank', sigmas: [1, 2, 4], aggregate: 'mean', blurSigma: 2, score: 'max', topFraction: 0.01 },
+  map: { extractor: 'pixel', sigmas: [1, 2, 4], aggregate: 'mean', blurSigma: 2, score: 'max', topFraction: 0.01 },
   continual: {
     projection: 'update',
-    threshold: 0.97,
+    threshold: 0.99,
     compression: 0.999,
     maxBasisFraction: 0.9,
     maxRowsPerCall: 128,

@@ -8,6 +8,7 @@ import type { GpmMeta } from '@ofm/continual';
 import { GradientProjectionMemory } from '@ofm/continual';
 import { CheckpointError, loadCheckpoint, readManifest, saveCheckpoint, tf } from '@ofm/tensor';
 import type { DetectorConfig } from './config';
+import type { FeatureExtractor } from './features';
 import { ContinualDetector, type LearnedClass, type TaskRecord } from './detector';
 
 export const DETECTOR_FORMAT = 'ofm-detector';
@@ -87,6 +88,8 @@ export async function readDetectorMeta(dir: string): Promise<DetectorMeta> {
 export interface LoadOverrides {
   training?: Partial<DetectorConfig['training']>;
   projection?: DetectorConfig['continual']['projection'];
+  /** A feature extractor to use instead of the configured built-in (e.g. a user's backbone). */
+  extractor?: FeatureExtractor;
 }
 
 /** Load a detector checkpoint saved by {@link saveDetector} (a directory, or a URL in a browser). */
@@ -100,7 +103,7 @@ export async function loadDetector(
     const config = structuredClone(meta.config);
     Object.assign(config.training, overrides.training ?? {});
     if (overrides.projection) config.continual.projection = overrides.projection;
-    const detector = new ContinualDetector(config);
+    const detector = new ContinualDetector(config, { extractor: overrides.extractor });
     const weights: Record<string, tf.Tensor> = {};
     for (const name of detector.params.names()) {
       const t = ckpt.tensors[name];

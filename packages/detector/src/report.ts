@@ -129,8 +129,7 @@ export async function sampleGridPng(samples: ReportSample[], range?: [number, nu
 }
 
 function fmt(v: number | null | undefined): string {
-  if (v === null || v === undefined || !Number.isFinite(v)) return '–';
-  return Number.isInteger(v) && Math.abs(v) >= 1 ? String(v) : v.toFixed(3);
+  return v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(3);
 }
 
 /** The Markdown summary of a report. */
@@ -144,7 +143,7 @@ export function reportMarkdown(report: ContinualReport): string {
   );
   lines.push('## Summary after the last task', '');
   lines.push('| metric | value |', '|---|---|');
-  for (const [k, v] of Object.entries(report.summary)) lines.push(`| ${k} | ${fmt(v)} |`);
+  for (const [k, v] of Object.entries(report.summary)) lines.push(`| ${k} | ${k === 'tasks_learned' ? String(v) : fmt(v)} |`);
   lines.push('', '## Tasks', '', '| task | classes | steps | train s | final loss | t_start | basis rank | basis KiB |', '|---|---|---|---|---|---|---|---|');
   for (const t of report.tasks) {
     lines.push(
