@@ -3,6 +3,11 @@ import { CliError, EXIT } from './errors';
 import { registerInfo } from './commands/info';
 import { registerSynth } from './commands/synth';
 import { registerMetrics } from './commands/metrics';
+import { registerTrain } from './commands/train';
+import { registerEval } from './commands/evaluate';
+import { registerDetect } from './commands/detect';
+import { registerInspect } from './commands/inspect';
+import { registerQuickstart } from './commands/quickstart';
 import pkg from '../package.json' with { type: 'json' };
 
 export const VERSION: string = pkg.version;
@@ -17,6 +22,11 @@ export function buildProgram(): Command {
   registerInfo(program);
   registerSynth(program);
   registerMetrics(program);
+  registerQuickstart(program);
+  registerTrain(program);
+  registerEval(program);
+  registerDetect(program);
+  registerInspect(program);
   return program;
 }
 
