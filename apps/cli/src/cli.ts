@@ -8,6 +8,7 @@ import { registerEval } from './commands/evaluate';
 import { registerDetect } from './commands/detect';
 import { registerInspect } from './commands/inspect';
 import { registerQuickstart } from './commands/quickstart';
+import { registerBench } from './commands/bench';
 import pkg from '../package.json' with { type: 'json' };
 
 export const VERSION: string = pkg.version;
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerDetect(program);
   registerInspect(program);
+  registerBench(program);
   return program;
 }
 

@@ -71,7 +71,17 @@ describe('ofm info', () => {
       tfjsVersion: '4.22.0',
       simd: true,
       threads: 1,
-      customKernels: ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', 'UnsortedSegmentSum'],
+      customKernels: [
+        'Conv2DBackpropFilter',
+        'Conv2DBackpropInput',
+        'BatchMatMul',
+        'UnsortedSegmentSum',
+        'Identity',
+        'Cast',
+        'Slice',
+        'SplitV',
+        'Transpose',
+      ],
       nodeVersion: process.version,
       platform: process.platform,
     });
@@ -113,7 +123,9 @@ describe('ofm info', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/^backend\s+wasm\s+\(requested tensorflow with --backend; tfjs 4\.22\.0\)$/m);
     expect(stdout).toMatch(/^\s+tensorflow\s+skipped\s+not installed/m);
-    expect(stdout).toMatch(/^custom kernels\s+Conv2DBackpropFilter, Conv2DBackpropInput, BatchMatMul, UnsortedSegmentSum$/m);
+    expect(stdout).toMatch(
+      /^custom kernels\s+Conv2DBackpropFilter, Conv2DBackpropInput, BatchMatMul, UnsortedSegmentSum, Identity, Cast, Slice, SplitV, Transpose$/m,
+    );
     expect(stdout).toMatch(/^node\s+v\d+\.\d+\.\d+/m);
     expect(stdout).toMatch(/^memory\s+process RSS [\d.]+ MiB .* total, [\d.]+ [KMGT]iB free$/m);
   });

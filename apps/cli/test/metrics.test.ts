@@ -2,30 +2,15 @@
  * `ofm metrics` through the built binary, in a subprocess. Build first:
  * `pnpm --filter @ofm/cli... build`.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { writePng } from '@ofm/datasets';
 import { encodeScoreMap, evaluateDetections } from '@ofm/metrics';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bin, ofm } from './helpers';
 
-const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
-const exec = promisify(execFile);
-
-async function ofm(args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [bin, ...args], { timeout: 60_000 });
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; code?: number };
-    if (typeof e.code !== 'number') throw err;
-    return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: e.code };
-  }
-}
 
 let dir: string;
 async function inputFile(name: string, content: unknown): Promise<string> {

@@ -7,7 +7,9 @@
  *                                [--backend wasm|cpu|auto] [--forward] [--json FILE]
  *
  * `--micro-batch M` runs each step's forward/backward in slices of M samples (the same step, less
- * memory): the spec's batch of 8 at 64 px does not fit the 4 GiB wasm heap in one pass.
+ * memory). Since @ofm/tensor's fused group norm and copy-free Identity, the spec's batch of 8 at
+ * 64 px fits the 4 GiB wasm heap in one pass (about 1.6 GiB); slices are no longer needed there.
+ * `ofm bench perf` (apps/cli) measures the same step side by side with the PyTorch twin.
  *
  * Prints the per-block parameter count, the analytic forward GFLOP (the twin's method: 2·MACs of
  * every conv/dense layer, counted from layer taps, plus the two attention matmuls), and per-step

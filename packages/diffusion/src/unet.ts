@@ -173,7 +173,7 @@ export class UNet implements NoisePredictor {
         });
       });
       const octx = scope(root, 'out');
-      h = silu(groupNorm(octx, '0', h, { groups: this.config.groupnorm_groups }) as tf.Tensor4D);
+      h = groupNorm(octx, '0', h, { groups: this.config.groupnorm_groups, activation: 'silu' }) as tf.Tensor4D;
       return conv2d(octx, '2', h, { filters: this.config.out_channels });
     });
   }
@@ -205,11 +205,11 @@ export class UNet implements NoisePredictor {
   private resBlock(ctx: Ctx, x: tf.Tensor4D, emb: tf.Tensor2D, outChannels: number): tf.Tensor4D {
     const groups = this.config.groupnorm_groups;
     const inCtx = scope(ctx, 'in_layers');
-    let h = conv2d(inCtx, '2', silu(groupNorm(inCtx, '0', x, { groups }) as tf.Tensor4D), { filters: outChannels });
+    let h = conv2d(inCtx, '2', groupNorm(inCtx, '0', x, { groups, activation: 'silu' }) as tf.Tensor4D, { filters: outChannels });
     const e = dense(scope(ctx, 'emb_layers'), '1', silu(emb), { units: outChannels });
     h = tf.add(h, e.reshape([-1, 1, 1, outChannels]));
     const outCtx = scope(ctx, 'out_layers');
-    h = conv2d(outCtx, '3', silu(groupNorm(outCtx, '0', h, { groups }) as tf.Tensor4D), { filters: outChannels });
+    h = conv2d(outCtx, '3', groupNorm(outCtx, '0', h, { groups, activation: 'silu' }) as tf.Tensor4D, { filters: outChannels });
     const skip = x.shape[3] === outChannels ? x : conv2d(ctx, 'skip_connection', x, { filters: outChannels, kernelSize: 1 });
     return tf.add(skip, h);
   }

@@ -9,6 +9,8 @@
  * laid out to match the weight reshaped to `[kh*kw*in, out]` — so `tap.input · W + b` equals the
  * layer's output. Gradient projection (GPM) and iSVD need nothing model-specific beyond this.
  */
+import { GROUP_NORM_KERNEL, hasGroupNormKernel, registerGroupNormKernels } from './kernels/group_norm';
+import { UPSAMPLE_KERNEL, hasUpsampleKernel, registerUpsampleKernels } from './kernels/upsample';
 import type { ParamStore } from './params';
 import type { Rng } from './rng';
 import { tf } from './tf';
@@ -155,8 +157,9 @@ export function conv2d(ctx: Ctx, name: string, x: tf.Tensor4D, opts: Conv2dOptio
         });
   if (ctx.tap) emitTap(ctx.tap, { layer, kind: 'conv', weightShape: w.shape }, () => im2col(x, k, stride, padding));
   const pad = typeof padding === 'number' ? explicitPad(padding) : padding;
-  const y = tf.conv2d(x, w as tf.Tensor4D, stride, pad);
-  return b ? tf.add(y, b) : y;
+  // One FusedConv2D kernel (the bias added inside XNNPACK's conv) instead of Conv2D + Add; its
+  // gradient is the same Conv2DBackpropInput/Filter pair plus a sum for the bias.
+  return tf.fused.conv2d({ x, filter: w as tf.Tensor4D, strides: stride, pad, bias: b ?? undefined });
 }
 
 function explicitPad(p: number): [[number, number], [number, number], [number, number], [number, number]] | 'valid' {
@@ -202,22 +205,65 @@ function emitTap(tap: TapFn, meta: Omit<TapEvent, 'input'>, make: () => tf.Tenso
   }
 }
 
+/** Options of {@link groupNorm}. */
+export interface GroupNormOptions {
+  groups: number;
+  /** Added to the variance (default 1e-5, PyTorch's). */
+  eps?: number;
+  /**
+   * Applied to the result (default 'linear', none). `'silu'` gives `silu(groupNorm(x))`, computed
+   * in the same kernel where one exists (wasm, cpu), with less memory kept for the gradient.
+   */
+  activation?: 'linear' | 'silu';
+}
+
+/** Whether {@link groupNorm} uses the fused kernel on backends that have it (default true). */
+let fusedGroupNorm = true;
+
+/**
+ * Choose between the fused group-norm kernel (wasm and cpu; the default) and the composition of
+ * tfjs ops (every backend). Both compute the same function; for tests and benchmarks.
+ * @returns the previous setting.
+ */
+export function setFusedGroupNorm(enabled: boolean): boolean {
+  const previous = fusedGroupNorm;
+  fusedGroupNorm = enabled;
+  return previous;
+}
+
 /**
  * Group normalisation over the channel (last) axis of `[N, ..., C]`, statistics per sample and
- * group over all other axes, with a learned per-channel scale and offset (PyTorch GroupNorm).
+ * group over all other axes (biased variance), with a learned per-channel scale and offset
+ * (PyTorch GroupNorm), optionally followed by SiLU.
  */
-export function groupNorm(ctx: Ctx, name: string, x: tf.Tensor, opts: { groups: number; eps?: number }): tf.Tensor {
+export function groupNorm(ctx: Ctx, name: string, x: tf.Tensor, opts: GroupNormOptions): tf.Tensor {
   const c = x.shape[x.shape.length - 1]!;
   const g = opts.groups;
   if (c % g !== 0) throw new Error(`groupNorm '${join(ctx.prefix, name)}': ${c} channels do not split into ${g} groups`);
   const layer = join(ctx.prefix, name);
   const scale = ctx.params.param(`${layer}.weight`, [c], { kind: 'ones' }, { layer, role: 'scale', layerKind: 'norm' });
   const offset = ctx.params.param(`${layer}.bias`, [c], { kind: 'zeros' }, { layer, role: 'offset', layerKind: 'norm' });
+  const eps = opts.eps ?? 1e-5;
+  const activation = opts.activation ?? 'linear';
+  if (fusedGroupNorm && x.dtype === 'float32' && x.rank >= 2) {
+    registerGroupNormKernels();
+    if (hasGroupNormKernel(tf.getBackend())) {
+      const [y, stats] = tf.engine().runKernel(
+        GROUP_NORM_KERNEL,
+        { x, scale, offset },
+        { groups: g, epsilon: eps, activation },
+      ) as tf.Tensor[];
+      // The tape keeps its own reference to the statistics when it needs them.
+      stats!.dispose();
+      return y!;
+    }
+  }
   const n = x.shape[0]!;
   const grouped = x.reshape([n, -1, g, c / g]);
   const { mean, variance } = tf.moments(grouped, [1, 3], true);
-  const normed = tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, opts.eps ?? 1e-5)));
-  return tf.add(tf.mul(normed.reshape(x.shape), scale), offset);
+  const normed = tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, eps)));
+  const y = tf.add(tf.mul(normed.reshape(x.shape), scale), offset);
+  return activation === 'silu' ? silu(y) : y;
 }
 
 /** Layer normalisation over the last axis with a learned scale and offset. */
@@ -278,10 +324,15 @@ export function multiHeadAttention(ctx: Ctx, name: string, x: tf.Tensor3D, opts:
 }
 
 /**
- * Nearest-neighbour upsampling of NHWC by an integer factor, written as a broadcast so its gradient
- * is an exact sum (tfjs-backend-cpu 4.22's ResizeNearestNeighborGrad is wrong for 2x).
+ * Nearest-neighbour upsampling of NHWC by an integer factor. On wasm and cpu one kernel of block
+ * copies (its gradient sums each block); elsewhere two broadcasts, whose gradient is an exact sum
+ * (tfjs-backend-cpu 4.22's ResizeNearestNeighborGrad is wrong for 2x, so resize is not used).
  */
 export function upsampleNearest(x: tf.Tensor4D, factor = 2): tf.Tensor4D {
+  if (x.dtype === 'float32') {
+    registerUpsampleKernels();
+    if (hasUpsampleKernel(tf.getBackend())) return tf.engine().runKernel(UPSAMPLE_KERNEL, { x }, { factor }) as tf.Tensor4D;
+  }
   const [n, h, w, c] = x.shape;
   // Two rank-4 broadcasts (tfjs has Tile gradients only up to rank 4): widen, then heighten.
   const wide = tf.broadcastTo(x.reshape([n * h, w, 1, c]), [n * h, w, factor, c]);

@@ -7,7 +7,12 @@
  * | Conv2DBackpropInput | built-in is a scalar loop (~1 GFLOP/s); replaced by XNNPACK paths |
  * | BatchMatMul | built-in runs batched/transposed products (all matMul gradients, attention) in a scalar loop; replaced |
  * | UnsortedSegmentSum | missing in wasm: the gradient of `tf.gather` (embedding tables) |
+ * | Identity, Cast | built-ins copy; every tensor the tape saves is cloned, so activations were held twice. Now shared |
+ * | Slice, SplitV | built-in copies the whole input out of the heap per slice; SplitV is the gradient of every concat |
+ * | Transpose | built-in is a per-element loop (~0.3 GB/s); block copies / tiled transpose |
  *
+ * Besides these replacements, JavaScript kernels for wasm and cpu back two nn.ts primitives:
+ * `./group_norm` (group norm, optionally + SiLU) and `./upsample` (nearest upsampling).
  * {@link initBackend} registers them when it selects wasm; call {@link registerWasmKernels}
  * yourself only when you pick the backend by hand (`tf.setBackend('wasm')`).
  */
@@ -15,6 +20,19 @@ import { tf } from '../tf';
 import { createBatchMatMulWasm } from './batch_mat_mul';
 import { conv2DBackpropFilterWasm } from './conv2d_backprop_filter';
 import { conv2DBackpropInputWasm } from './conv2d_backprop_input';
+import { createCastWasm, identityWasm } from './share_data';
+
+export {
+  GROUP_NORM_BACKENDS,
+  GROUP_NORM_GRAD_KERNEL,
+  GROUP_NORM_KERNEL,
+  type GroupNormAttrs,
+  hasGroupNormKernel,
+  registerGroupNormKernels,
+} from './group_norm';
+export { UPSAMPLE_GRAD_KERNEL, UPSAMPLE_KERNEL, hasUpsampleKernel, registerUpsampleKernels } from './upsample';
+export { type WasmThreadsReport, enableWasmThreads } from './wasm_threads';
+import { createSliceWasm, createSplitVWasm, createTransposeWasm } from './strided_copy';
 import { unsortedSegmentSumWasm } from './unsorted_segment_sum';
 
 /** Names of the kernels {@link registerWasmKernels} installs on the wasm backend. */
@@ -23,6 +41,11 @@ export const WASM_CUSTOM_KERNELS = [
   'Conv2DBackpropInput',
   'BatchMatMul',
   'UnsortedSegmentSum',
+  'Identity',
+  'Cast',
+  'Slice',
+  'SplitV',
+  'Transpose',
 ] as const;
 
 /** One of {@link WASM_CUSTOM_KERNELS}. */
@@ -43,12 +66,24 @@ function makeKernel(name: WasmCustomKernel, builtin: tf.KernelConfig | undefined
       return conv2DBackpropInputWasm as unknown as tf.KernelFunc;
     case 'UnsortedSegmentSum':
       return unsortedSegmentSumWasm as unknown as tf.KernelFunc;
+    case 'Identity':
+      return identityWasm as unknown as tf.KernelFunc;
     case 'BatchMatMul':
-      if (builtin == null) {
-        throw new Error('registerWasmKernels: the wasm backend has no built-in BatchMatMul to build on');
-      }
-      return createBatchMatMulWasm(builtin.kernelFunc);
+      return createBatchMatMulWasm(need(name, builtin));
+    case 'Cast':
+      return createCastWasm(need(name, builtin));
+    case 'Slice':
+      return createSliceWasm(need(name, builtin));
+    case 'SplitV':
+      return createSplitVWasm(need(name, builtin));
+    case 'Transpose':
+      return createTransposeWasm(need(name, builtin));
   }
+}
+
+function need(name: WasmCustomKernel, builtin: tf.KernelConfig | undefined): tf.KernelFunc {
+  if (builtin == null) throw new Error(`registerWasmKernels: the wasm backend has no built-in ${name} to build on`);
+  return builtin.kernelFunc;
 }
 
 /**
@@ -69,7 +104,7 @@ export function registerWasmKernels(): WasmCustomKernel[] {
       kernelName: name,
       backendName: BACKEND,
       kernelFunc,
-      // The built-in BatchMatMul we delegate to is set up by its own setupFunc.
+      // The built-ins we delegate to (BatchMatMul, Cast, Transpose, ...) keep their setupFunc.
       setupFunc: current?.setupFunc,
       disposeFunc: current?.disposeFunc,
     });

@@ -6,7 +6,7 @@
  * dimensions of x; ids outside [0, numSegments) are dropped (TensorFlow's semantics).
  */
 import type { tf } from '../tf';
-import { asWasmBackend, type WasmBackend } from './wasm_internals';
+import { asWasmBackend, heap32, heapF32, type WasmBackend } from './wasm_internals';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -40,7 +40,7 @@ export function unsortedSegmentSumWasm(args: {
   const count = segmentIds.shape.reduce((p, d) => p * d, 1);
   const out = backend.makeOutput([numSegments, ...x.shape.slice(idRank)], x.dtype);
   const heap = typedHeap(backend, x.dtype);
-  const ids = backend.wasm.HEAP32;
+  const ids = heap32(backend);
   const idOff = offsetOf(backend, segmentIds);
   const xOff = offsetOf(backend, x);
   const outOff = offsetOf(backend, out);
@@ -56,7 +56,7 @@ export function unsortedSegmentSumWasm(args: {
 }
 
 function typedHeap(backend: WasmBackend, dtype: string): Float32Array | Int32Array {
-  return dtype === 'int32' ? backend.wasm.HEAP32 : backend.wasm.HEAPF32;
+  return dtype === 'int32' ? heap32(backend) : heapF32(backend);
 }
 
 function offsetOf(backend: WasmBackend, t: TensorInfo): number {

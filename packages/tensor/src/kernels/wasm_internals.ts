@@ -28,6 +28,8 @@ export interface WasmTensorData {
 
 /** The Emscripten module of the wasm backend, as far as the kernels use it. */
 export interface WasmModule {
+  /** The module's memory (exposed by the threaded build; absent in the single-threaded one). */
+  wasmMemory?: WebAssembly.Memory;
   HEAPF32: Float32Array;
   HEAP32: Int32Array;
   HEAPU8: Uint8Array;
@@ -62,9 +64,29 @@ export function asWasmBackend(backend: unknown): WasmBackend {
   return b as WasmBackend;
 }
 
-/** The current float view of the wasm heap. Re-read after every allocation. */
+/**
+ * The current float view of the wasm heap. Re-read after every allocation. With the threaded
+ * build the memory is shared and growing it leaves the old view valid but short; a view that no
+ * longer covers the whole memory is replaced.
+ */
 export function heapF32(backend: WasmBackend): Float32Array {
-  return backend.wasm.HEAPF32;
+  const heap = backend.wasm.HEAPF32;
+  const memory = backend.wasm.wasmMemory;
+  return memory == null || heap.buffer === memory.buffer ? heap : new Float32Array(memory.buffer);
+}
+
+/** The current 32-bit integer view of the wasm heap (same rules as {@link heapF32}). */
+export function heap32(backend: WasmBackend): Int32Array {
+  const heap = backend.wasm.HEAP32;
+  const memory = backend.wasm.wasmMemory;
+  return memory == null || heap.buffer === memory.buffer ? heap : new Int32Array(memory.buffer);
+}
+
+/** The current byte view of the wasm heap (same rules as {@link heapF32}). */
+export function heapU8(backend: WasmBackend): Uint8Array {
+  const heap = backend.wasm.HEAPU8;
+  const memory = backend.wasm.wasmMemory;
+  return memory == null || heap.buffer === memory.buffer ? heap : new Uint8Array(memory.buffer);
 }
 
 /** Byte offset of a tensor's data in the wasm heap, divided by 4 (an index into HEAPF32). */

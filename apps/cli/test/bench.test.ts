@@ -1,0 +1,171 @@
+/**
+ * `ofm bench perf` through the built binary, on a tiny UNet spec: the JSON it writes, the
+ * "PyTorch missing" path (a python that does not exist), the parameter-count check that refuses
+ * to time two different models, and, where python3-torch is installed, a real side-by-side run.
+ * Build first: `pnpm --filter @ofm/cli... build`.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { ParamStore } from '@ofm/tensor';
+import { UNet, parseUNetConfig } from '@ofm/diffusion';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PerfJson, formatPerfTable, specConvShapes } from '../src/commands/bench';
+
+const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+const twin = join(repoRoot, '..', 'shared', 'peers', 'torch_unet.py');
+const benchmarkSpec = join(repoRoot, '..', 'shared', 'peers', 'unet_spec.json');
+const python = '/usr/bin/python3';
+const exec = promisify(execFile);
+
+function torchAvailable(): boolean {
+  if (!existsSync(twin)) return false;
+  try {
+    execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const hasTorch = torchAvailable();
+
+const TINY = {
+  image_size: 16,
+  in_channels: 3,
+  out_channels: 3,
+  model_channels: 8,
+  channel_mult: [1, 2],
+  num_res_blocks: 1,
+  attention_resolutions: [8],
+  num_heads: 2,
+  groupnorm_groups: 4,
+  time_embed_dim: 16,
+  batch_size: 2,
+  ddim_steps: 2,
+  optimizer: 'adamw',
+  lr: 1e-4,
+};
+
+let dir: string;
+let specPath: string;
+
+async function ofm(args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [bin, ...args], { timeout: 120_000, cwd: dir });
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; code?: number };
+    if (typeof e.code !== 'number') throw err;
+    return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: e.code };
+  }
+}
+
+beforeAll(() => {
+  if (!existsSync(bin)) throw new Error(`${bin} does not exist: build the CLI first with \`pnpm --filter @ofm/cli... build\``);
+  dir = mkdtempSync(join(tmpdir(), 'ofm-bench-test-'));
+  specPath = join(dir, 'tiny_spec.json');
+  writeFileSync(specPath, JSON.stringify(TINY));
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('ofm bench perf', () => {
+  it('without PyTorch: skips the peer with the reason, times ours, writes the JSON it prints', async () => {
+    const out = join(dir, 'no-peer.json');
+    const missing = join(dir, 'no-such-python');
+    const r = await ofm(['bench', 'perf', '--spec', specPath, '--python', missing, '--steps', '1', '--warmup', '0', '--ddim-reps', '1', '--conv-reps', '1', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`PyTorch peer skipped: python ${missing} was not found`);
+    const json = JSON.parse(r.stdout) as PerfJson;
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(json);
+
+    expect(json.tool).toBe('ofm bench perf');
+    expect(json.peer).toMatchObject({ status: 'skipped', python: missing });
+    expect(json.peer.reason).toMatch(/apt-get install -y python3-torch/);
+    expect(json.param_count).toEqual({ ours: json.param_count.ours, peer: null, match: null });
+    expect(json.param_count.ours).toBeGreaterThan(1000);
+    expect(json.ours.backend).toBe('wasm');
+    expect(json.loadavg_start).toHaveLength(3);
+    expect(json.loadavg_end).toHaveLength(3);
+
+    const train = json.train!;
+    expect(train.batch).toBe(2);
+    expect(train.ours.n).toBe(1);
+    expect(train.ours.median).toBeGreaterThan(0);
+    expect(train.ours.images_per_s).toBeCloseTo(2 / train.ours.median, 6);
+    expect(train.ours.losses).toHaveLength(1);
+    expect(train.peer).toBeNull();
+    expect(train.speed_ratio).toBeNull();
+
+    const ddim = json.ddim!;
+    expect(ddim.ddim_steps).toBe(2);
+    expect(ddim.timesteps).toEqual([500, 0]); // the twin's rule: t_start = 1000 - 1000/2, linspace down to 0
+    expect(ddim.ours.sec_per_image).toBeCloseTo(ddim.ours.median / 2, 9);
+
+    const conv = json.conv!;
+    expect(conv.rows.length).toBe(3 * specConvShapes(new UNet(new ParamStore(0), parseUNetConfig(TINY)).plan, TINY).length);
+    for (const row of conv.rows) {
+      expect(row.ours_gflops).toBeGreaterThan(0);
+      expect(row.peer_gflops).toBeNull();
+    }
+    const table = formatPerfTable(json);
+    expect(table).toContain('| training step, batch 2 (s/step) |');
+    expect(table).toContain('PyTorch peer skipped');
+  });
+
+  it('rejects a missing spec and an unknown workload with exit code 2', async () => {
+    const noSpec = await ofm(['bench', 'perf', '--spec', join(dir, 'nope.json')]);
+    expect(noSpec.code).toBe(2);
+    expect(noSpec.stderr).toMatch(/--spec .*nope\.json: no such file/);
+    const badOnly = await ofm(['bench', 'perf', '--spec', specPath, '--only', 'train,fly']);
+    expect(badOnly.code).toBe(2);
+    expect(badOnly.stderr).toMatch(/--only train,fly: use a comma-separated subset of train, ddim, conv/);
+  });
+
+  it.skipIf(!existsSync(benchmarkSpec))('lists every conv layer of the spec once per shape, with counts and the twin\'s FLOPs', () => {
+    const spec = JSON.parse(readFileSync(benchmarkSpec, 'utf8'));
+    const config = parseUNetConfig(spec);
+    const shapes = specConvShapes(new UNet(new ParamStore(0), config).plan, config);
+    // 36 conv layers in the benchmark UNet (the dense qkv/proj of attention are not convs).
+    expect(shapes.reduce((n, s) => n + s.count, 0)).toBe(36);
+    const gflop = shapes.reduce((g, s) => g + (s.count * 2 * (s.size / s.stride) ** 2 * s.cout * s.cin * s.k * s.k) / 1e9, 0);
+    // The twin counts 12.058 conv GFLOP per 64 px image; 0.537 of it are the attention qkv and
+    // proj_out 1x1 convs (4 blocks x 2·256·256·(768 + 256)), which are dense layers here.
+    expect(gflop).toBeCloseTo(12.058 - (4 * 2 * 256 * 256 * (768 + 256)) / 1e9, 3);
+  });
+
+  it.skipIf(!hasTorch)('refuses to time models whose parameter counts differ', async () => {
+    // The twin ignores control_channels; ours adds a control branch: different models.
+    const withControl = join(dir, 'control_spec.json');
+    writeFileSync(withControl, JSON.stringify({ ...TINY, control_channels: 4 }));
+    const out = join(dir, 'mismatch.json');
+    const r = await ofm(['bench', 'perf', '--spec', withControl, '--peer-script', twin, '--python', python, '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/parameter counts differ \(ours \d+, PyTorch \d+\).*no timing is reported.*control: ours 40, PyTorch 0/);
+    expect(r.stderr).not.toContain('train: ours');
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it.skipIf(!hasTorch)('with PyTorch: same parameter count, both sides timed, ratio = PyTorch time / ours', async () => {
+    const out = join(dir, 'peer.json');
+    const r = await ofm(['bench', 'perf', '--spec', specPath, '--peer-script', twin, '--python', python, '--only', 'train', '--steps', '1', '--warmup', '0', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout) as PerfJson;
+    expect(json.peer.status).toBe('ok');
+    expect(json.param_count.match).toBe(true);
+    expect(json.param_count.peer).toBe(json.param_count.ours);
+    expect(json.forward_gflop_per_image.ours).toBeCloseTo(json.forward_gflop_per_image.peer!, 4);
+    const train = json.train!;
+    expect(train.peer!.runs).toHaveLength(2); // before and after ours
+    expect(train.peer!.n).toBe(2);
+    expect(train.speed_ratio).toBeCloseTo(train.peer!.median / train.ours.median, 9);
+    expect(json.ddim).toBeUndefined();
+    expect(formatPerfTable(json)).toMatch(/\| training step, batch 2 \(s\/step\) \| [\d.]+ \| [\d.]+ \| [\d.]+x \|/);
+  });
+});
