@@ -3,29 +3,14 @@
  * `pnpm --filter @ofm/cli... build`. The workspace does not install the optional
  * @tensorflow/tfjs-node(-gpu) peers, so `auto` ends on wasm here.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { WASM_CUSTOM_KERNELS } from '@ofm/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { bin, ofm as runOfm } from './helpers';
 
-const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
-const exec = promisify(execFile);
-
-async function ofm(
-  args: string[],
-  env: Record<string, string | undefined> = {},
-): Promise<{ stdout: string; stderr: string; code: number }> {
-  const childEnv: Record<string, string | undefined> = { ...process.env, OFM_BACKEND: undefined, ...env };
-  for (const key of Object.keys(childEnv)) if (childEnv[key] === undefined) delete childEnv[key];
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [bin, ...args], { env: childEnv, timeout: 60_000 });
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; code?: number };
-    if (typeof e.code !== 'number') throw err;
-    return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: e.code };
-  }
+/** `ofm` with OFM_BACKEND cleared unless a test sets it. */
+function ofm(args: string[], env: Record<string, string | undefined> = {}) {
+  return runOfm(args, { OFM_BACKEND: undefined, ...env }, 60_000);
 }
 
 const KEYS = [
@@ -71,17 +56,7 @@ describe('ofm info', () => {
       tfjsVersion: '4.22.0',
       simd: true,
       threads: 1,
-      customKernels: [
-        'Conv2DBackpropFilter',
-        'Conv2DBackpropInput',
-        'BatchMatMul',
-        'UnsortedSegmentSum',
-        'Identity',
-        'Cast',
-        'Slice',
-        'SplitV',
-        'Transpose',
-      ],
+      customKernels: [...WASM_CUSTOM_KERNELS],
       nodeVersion: process.version,
       platform: process.platform,
     });
@@ -123,9 +98,7 @@ describe('ofm info', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/^backend\s+wasm\s+\(requested tensorflow with --backend; tfjs 4\.22\.0\)$/m);
     expect(stdout).toMatch(/^\s+tensorflow\s+skipped\s+not installed/m);
-    expect(stdout).toMatch(
-      /^custom kernels\s+Conv2DBackpropFilter, Conv2DBackpropInput, BatchMatMul, UnsortedSegmentSum, Identity, Cast, Slice, SplitV, Transpose$/m,
-    );
+    expect(stdout).toMatch(new RegExp(`^custom kernels\\s+${WASM_CUSTOM_KERNELS.join(', ')}$`, 'm'));
     expect(stdout).toMatch(/^node\s+v\d+\.\d+\.\d+/m);
     expect(stdout).toMatch(/^memory\s+process RSS [\d.]+ MiB .* total, [\d.]+ [KMGT]iB free$/m);
   });
