@@ -1,5 +1,5 @@
-/** Helpers the `ofm` commands share: option parsing, progress on stderr, Ctrl-C handling. */
-import { CliError } from './errors';
+/** Helpers the `ofm` commands share: option parsing, progress on stderr, Ctrl-C and SIGTERM handling. */
+import { CliError, EXIT } from './errors';
 
 /** Parse an integer option; a clear error names the flag and the accepted range. */
 export function integer(flag: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -33,6 +33,8 @@ export class Progress {
   private lastWrite = 0;
   private lastKey = '';
   private phaseStart = Date.now();
+  /** `done` when the phase started here (a resumed phase starts part-way). */
+  private phaseDone = 0;
   private open = false;
 
   constructor(
@@ -49,13 +51,15 @@ export class Progress {
       this.open = false;
       this.lastKey = key;
       this.phaseStart = now;
+      this.phaseDone = Math.max(0, done - 1);
       this.lastWrite = 0;
     }
     const finished = done >= total;
     if (!finished && now - this.lastWrite < (this.tty ? 200 : 5000)) return;
     this.lastWrite = now;
     const elapsed = (now - this.phaseStart) / 1000;
-    const eta = done > 0 && !finished ? ` · ${duration((elapsed / done) * (total - done))} left` : '';
+    const rate = done > this.phaseDone ? elapsed / (done - this.phaseDone) : Number.NaN;
+    const eta = done > 0 && !finished ? ` · ${duration(rate * (total - done))} left` : '';
     const width = 24;
     const filled = total > 0 ? Math.round((width * Math.min(done, total)) / total) : width;
     const bar = this.tty ? `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ` : '';
@@ -72,27 +76,43 @@ export class Progress {
   /** A message on its own line. */
   note(message: string): void {
     if (this.quiet) return;
+    this.warn(message);
+  }
+
+  /** A message on its own line that even quiet progress prints (something went wrong or was repaired). */
+  warn(message: string): void {
     if (this.open) process.stderr.write('\n');
     this.open = false;
     process.stderr.write(`${this.prefix}: ${message}\n`);
   }
 }
 
+/** The exit code of a process stopped by `signal` (128 + its number, as shells report it). */
+function signalExitCode(signal: NodeJS.Signals): number {
+  return signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
+}
+
 /**
  * Run `work` with an AbortSignal that the first Ctrl-C (SIGINT) or SIGTERM aborts; a second one
- * exits at once. Handlers are removed afterwards.
+ * exits at once (130 for SIGINT, 143 for SIGTERM). Handlers are removed afterwards. An abort error
+ * that `work` throws carries the signal (see {@link interruptExitCode}).
  */
-export async function withInterrupts<T>(work: (signal: AbortSignal) => Promise<T>, onFirst?: () => void): Promise<T> {
+export async function withInterrupts<T>(work: (signal: AbortSignal) => Promise<T>, onFirst?: (signal: NodeJS.Signals) => void): Promise<T> {
   const controller = new AbortController();
-  const handler = () => {
-    if (controller.signal.aborted) process.exit(130);
-    onFirst?.();
+  let received: NodeJS.Signals | undefined;
+  const handler = (signal: NodeJS.Signals) => {
+    if (received) process.exit(signalExitCode(signal));
+    received = signal;
+    onFirst?.(signal);
     controller.abort();
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
   try {
     return await work(controller.signal);
+  } catch (err) {
+    if (isAbort(err) && received) Object.assign(err as Error, { signal: received });
+    throw err;
   } finally {
     process.off('SIGINT', handler);
     process.off('SIGTERM', handler);
@@ -102,4 +122,10 @@ export async function withInterrupts<T>(work: (signal: AbortSignal) => Promise<T
 /** True for the error thrown when a long job stops on an abort signal. */
 export function isAbort(err: unknown): boolean {
   return err instanceof Error && err.name === 'AbortError';
+}
+
+/** The exit code for an abort error from {@link withInterrupts}: 143 after SIGTERM, else 130. */
+export function interruptExitCode(err: unknown): number {
+  const signal = (err as { signal?: NodeJS.Signals }).signal;
+  return signal ? signalExitCode(signal) : EXIT.interrupted;
 }

@@ -27,3 +27,14 @@ export async function ofm(args: string[], env: Record<string, string | undefined
     return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: e.code };
   }
 }
+
+/** A tiny detector config for end-to-end tests (24 px images, a few steps): pass it with --config. */
+export const TINY_CONFIG = {
+  imageSize: 24,
+  unet: { model_channels: 8, channel_mult: [1, 2], attention_resolutions: [12], num_heads: 2, groupnorm_groups: 4, time_embed_dim: 16 },
+  amn: { enabled: true, hintChannels: [8, 8], dim: 8, layers: 1, heads: 2, ffn: 16, dropout: 0, maskSize: 3 },
+  training: { steps: 5, batchSize: 4, maxTimestep: 200 },
+  reconstruction: { tStartCandidates: [40, 80], steps: 2 },
+  continual: { collectImages: 4, maxRowsPerCall: 32 },
+  validation: { fraction: 0.25, minImages: 2 },
+};

@@ -36,7 +36,11 @@ export interface SaveDetectorOptions {
   files?: Record<string, Uint8Array | string>;
 }
 
-/** Save a detector as a checkpoint directory, atomically replacing a previous checkpoint there. */
+/**
+ * Save a detector as a checkpoint directory, atomically replacing a previous checkpoint there (and
+ * any training snapshot inside it). A NaN or infinite weight or basis value is refused (a
+ * 'non-finite' CheckpointError naming it) and nothing is written.
+ */
 export async function saveDetector(detector: ContinualDetector, dir: string, opts: SaveDetectorOptions = {}): Promise<void> {
   const tensors: Record<string, tf.Tensor> = {};
   for (const [name, v] of detector.params.entries()) tensors[name] = v;
@@ -53,7 +57,7 @@ export async function saveDetector(detector: ContinualDetector, dir: string, opt
     results: opts.results,
   };
   try {
-    await saveCheckpoint(dir, { ...tensors, ...bases }, meta, opts.files ? { files: opts.files } : {});
+    await saveCheckpoint(dir, { ...tensors, ...bases }, meta, { finite: true, ...(opts.files ? { files: opts.files } : {}) });
   } finally {
     tf.dispose(Object.values(bases));
   }

@@ -103,10 +103,12 @@ export class AdamW {
 
   /**
    * Restore state saved by {@link AdamW.state} (tensors are copied; other keys are ignored, so a
-   * whole checkpoint may be passed). Replaces the state of every parameter it names.
+   * whole checkpoint may be passed). Replaces the state of every parameter it names; with `exact`,
+   * parameters it does not name lose their state too (the optimiser is then exactly as saved).
    */
-  loadState(tensors: Readonly<Record<string, tf.Tensor>>): void {
+  loadState(tensors: Readonly<Record<string, tf.Tensor>>, opts: { exact?: boolean } = {}): void {
     const prefix = `${STATE_PREFIX}.step.`;
+    if (opts.exact) this.reset([...this.slots.keys()].filter((name) => !(`${prefix}${name}` in tensors)));
     for (const key of Object.keys(tensors)) {
       if (!key.startsWith(prefix)) continue;
       const name = key.slice(prefix.length);

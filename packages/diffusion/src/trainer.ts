@@ -12,6 +12,11 @@
  *   5. `transformUpdate` on the actual weight change `after − before` (projecting the update
  *      itself keeps it exactly orthogonal where Adam's per-coordinate scaling would not);
  *   6. the EMA update.
+ *
+ * A step is all or nothing: a non-finite loss or gradient stops it before the update, and an
+ * update that leaves a non-finite weight is rolled back (weights and optimiser state, at no copy
+ * cost: tfjs clones share data). Either way {@link NonFiniteError} says which step, the loss and
+ * the first parameter at fault, and the trainer stands exactly where it stood before the step.
  */
 import { type ParamStore, Rng, tf } from '@ofm/tensor';
 import { AdamW, type AdamWOptions } from './adamw';
@@ -134,6 +139,41 @@ export interface StepResult {
   /** Global gradient norm after `transformGradients`, before clipping. */
   gradNorm: number;
   timings: StepTimings;
+}
+
+/** What {@link NonFiniteError} reports about a refused step. */
+export interface NonFiniteFault {
+  /** Index of the step (0-based); the trainer's step count did not advance. */
+  step: number;
+  /** Where the non-finite value appeared: the loss, a gradient, or a weight after the update. */
+  kind: 'loss' | 'gradient' | 'update';
+  /** The step's loss (NaN or ±Infinity when kind is 'loss'). */
+  loss: number;
+  /**
+   * The first parameter, in training order (input side first), whose gradient ('loss',
+   * 'gradient') or new value ('update') is not finite; null when none is.
+   */
+  layer: string | null;
+}
+
+/** A training step refused for a NaN or infinite value; nothing was changed. */
+export class NonFiniteError extends Error {
+  override readonly name = 'NonFiniteError';
+  constructor(
+    readonly fault: NonFiniteFault,
+    lr: number,
+  ) {
+    const at = fault.layer ? `; first non-finite ${fault.kind === 'update' ? 'weight' : 'gradient'}: ${fault.layer}` : '';
+    const what =
+      fault.kind === 'loss'
+        ? `loss is ${fault.loss}`
+        : fault.kind === 'gradient'
+          ? `a gradient is not finite (loss ${fault.loss})`
+          : `the update made a weight non-finite and was rolled back (loss ${fault.loss})`;
+    super(
+      `DiffusionTrainer: ${what} at step ${fault.step}; the update was skipped. Lower the learning rate (now ${lr}) or set clipGradNorm${at}`,
+    );
+  }
 }
 
 export interface Gradients {
@@ -309,7 +349,11 @@ export class DiffusionTrainer {
     }
   }
 
-  /** One training step on `batch` (NHWC in [-1, 1]). Throws, without updating, on a non-finite loss. */
+  /**
+   * One training step on `batch` (NHWC in [-1, 1]). On a non-finite loss, gradient or updated
+   * weight it throws {@link NonFiniteError} and leaves weights, optimiser state and step count as
+   * they were.
+   */
   step(batch: tf.Tensor4D, opts: StepOptions = {}): StepResult {
     const start = performance.now();
     const step = this.steps;
@@ -318,13 +362,11 @@ export class DiffusionTrainer {
     const afterGradients = performance.now();
     let gradNorm = Number.NaN;
     try {
-      if (!Number.isFinite(loss)) {
-        throw new Error(
-          `DiffusionTrainer: loss is ${loss} at step ${step}; the update was skipped. Lower the learning rate (now ${this.optimizer.lr}) or set clipGradNorm`,
-        );
-      }
+      if (!Number.isFinite(loss)) throw this.nonFinite({ step, kind: 'loss', loss, layer: firstNonFinite(grads) });
       if (this.transformGradients) this.replace(grads, this.transformGradients(grads, info), 'transformGradients');
       gradNorm = globalNorm(Object.values(grads));
+      // A finite norm means finite gradients (an overflowing sum of squares counts as a fault too).
+      if (!Number.isFinite(gradNorm)) throw this.nonFinite({ step, kind: 'gradient', loss, layer: firstNonFinite(grads) });
       if (this.clipGradNorm !== undefined && gradNorm > this.clipGradNorm) {
         const scale = this.clipGradNorm / (gradNorm + 1e-6);
         for (const [name, g] of Object.entries(grads)) {
@@ -337,7 +379,18 @@ export class DiffusionTrainer {
       throw e;
     }
     const afterHooks = performance.now();
-    this.applyUpdate(grads, info);
+    const updated = Object.keys(grads);
+    const undo = this.savePoint(updated);
+    try {
+      this.applyUpdate(grads, info);
+      const bad = firstNonFinite(Object.fromEntries(updated.map((name) => [name, this.vars.get(name)!])));
+      if (bad !== null) throw this.nonFinite({ step, kind: 'update', loss, layer: bad });
+    } catch (e) {
+      undo.restore();
+      throw e;
+    } finally {
+      undo.dispose();
+    }
     if (this.ema) this.ema.update();
     this.steps += 1;
     const end = performance.now();
@@ -410,6 +463,29 @@ export class DiffusionTrainer {
     }
   }
 
+  private nonFinite(fault: NonFiniteFault): NonFiniteError {
+    return new NonFiniteError(fault, this.optimizer.lr);
+  }
+
+  /**
+   * The values of parameters `names` and the whole optimiser state now, to put back if an update
+   * fails. Clones share data with what they clone, so this costs no copy.
+   */
+  private savePoint(names: readonly string[]): { restore(): void; dispose(): void } {
+    const weights = Object.fromEntries(names.map((name) => [name, tf.clone(this.vars.get(name)!)]));
+    const optimizer = this.optimizer.state();
+    return {
+      restore: () => {
+        for (const [name, w] of Object.entries(weights)) this.vars.get(name)!.assign(w);
+        this.optimizer.loadState(optimizer, { exact: true });
+      },
+      dispose: () => {
+        disposeAll(weights);
+        disposeAll(optimizer);
+      },
+    };
+  }
+
   /** Swap hook results into `grads`, disposing what they replace. */
   private replace(grads: Record<string, tf.Tensor>, replaced: Record<string, tf.Tensor> | undefined, hook: string): void {
     if (!replaced) return;
@@ -427,6 +503,18 @@ function checkShape(hook: string, name: string, got: tf.Tensor, want: tf.Tensor)
   if (got.shape.join() !== want.shape.join()) {
     throw new Error(`${hook} returned shape [${got.shape}] for '${name}', expected [${want.shape}]`);
   }
+}
+
+/**
+ * The first name in `tensors` (in order) whose tensor holds a NaN or ±Infinity or whose sum of
+ * squares overflows, or null; one read-back for all of them.
+ */
+export function firstNonFinite(tensors: Readonly<Record<string, tf.Tensor>>): string | null {
+  const names = Object.keys(tensors);
+  if (names.length === 0) return null;
+  const sums = tf.tidy(() => tf.stack(names.map((n) => tf.sum(tf.square(tensors[n]!)))).dataSync());
+  const i = sums.findIndex((v) => !Number.isFinite(v));
+  return i < 0 ? null : names[i]!;
 }
 
 /** sqrt(Σ‖g‖²) over all tensors, as a number. */

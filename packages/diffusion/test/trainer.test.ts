@@ -4,6 +4,7 @@ import {
   DiffusionTrainer,
   Ema,
   NoiseSchedule,
+  NonFiniteError,
   UNet,
   type UNetConfig,
   globalNorm,
@@ -384,6 +385,89 @@ describe('DiffusionTrainer (wasm)', () => {
     expect(snapshot(store, unet.paramNames())).toEqual(before);
     expect(trainer.stepCount).toBe(0);
     tf.dispose([x, bad]);
+    trainer.dispose();
+    store.dispose();
+  });
+
+  /** What one step throws (undefined when it does not). */
+  function stepError(trainer: DiffusionTrainer, x: tf.Tensor4D): unknown {
+    try {
+      trainer.step(x);
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  }
+
+  /** Weights and optimiser state as plain arrays, to compare a trainer before and after a step. */
+  function fullState(store: ParamStore, names: string[], trainer: DiffusionTrainer): Map<string, number[]> {
+    const out = new Map([...snapshot(store, names)].map(([n, a]) => [n, Array.from(a)]));
+    const state = trainer.state();
+    for (const [n, t] of Object.entries(state)) out.set(n, Array.from(t.dataSync()));
+    tf.dispose(Object.values(state));
+    return out;
+  }
+
+  it('a NaN injected into one gradient stops the step, names the layer and changes nothing', () => {
+    const store = new ParamStore(103);
+    const unet = new UNet(store, TINY).init();
+    const names = unet.paramNames();
+    const victim = names[5]!;
+    let poison = false;
+    const trainer = new DiffusionTrainer({
+      unet,
+      schedule,
+      optimizer: { lr: 1e-3 },
+      transformGradients: (grads) => (poison ? { [victim]: tf.fill(grads[victim]!.shape, Number.NaN) } : undefined),
+    });
+    const { x } = fixedInputs(104);
+    trainer.step(x); // optimiser state exists now
+    const before = fullState(store, names, trainer);
+    const tensors = tf.memory().numTensors;
+    poison = true;
+    const caught = stepError(trainer, x);
+    expect(caught).toBeInstanceOf(NonFiniteError);
+    const fault = (caught as NonFiniteError).fault;
+    expect(fault).toMatchObject({ step: 1, kind: 'gradient', layer: victim });
+    expect(Number.isFinite(fault.loss)).toBe(true);
+    expect((caught as Error).message).toMatch(new RegExp(`a gradient is not finite .* at step 1; .*first non-finite gradient: ${victim.replace(/\./g, '\\.')}`));
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(fullState(store, names, trainer)).toEqual(before);
+    expect(trainer.stepCount).toBe(1);
+    // The next clean step goes on from the untouched state.
+    poison = false;
+    expect(Number.isFinite(trainer.step(x).loss)).toBe(true);
+    expect(trainer.stepCount).toBe(2);
+    tf.dispose(x);
+    trainer.dispose();
+    store.dispose();
+  });
+
+  it('an update that leaves a non-finite weight is rolled back: weights and optimiser state as before', () => {
+    const store = new ParamStore(105);
+    const unet = new UNet(store, TINY).init();
+    const names = unet.paramNames();
+    const victim = names[3]!;
+    let poison = false;
+    const trainer = new DiffusionTrainer({
+      unet,
+      schedule,
+      optimizer: { lr: 1e-3 },
+      transformUpdate: (deltas) => (poison ? { [victim]: tf.fill(deltas[victim]!.shape, Number.POSITIVE_INFINITY) } : undefined),
+    });
+    const { x } = fixedInputs(106);
+    trainer.step(x);
+    trainer.step(x);
+    const before = fullState(store, names, trainer);
+    const tensors = tf.memory().numTensors;
+    poison = true;
+    const err = stepError(trainer, x);
+    expect(err).toBeInstanceOf(NonFiniteError);
+    expect((err as NonFiniteError).fault).toMatchObject({ step: 2, kind: 'update', layer: victim });
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(fullState(store, names, trainer)).toEqual(before);
+    expect(trainer.optimizer.stepsOf(victim)).toBe(2);
+    tf.dispose(x);
     trainer.dispose();
     store.dispose();
   });

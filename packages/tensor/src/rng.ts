@@ -38,6 +38,15 @@ function hashLabel(label: string): number {
   return h >>> 0;
 }
 
+/** The whole state of an {@link Rng}: enough to continue its stream exactly. Plain JSON. */
+export interface RngState {
+  seed: number;
+  /** The four 32-bit words of the xoshiro128** state. */
+  words: [number, number, number, number];
+  /** The spare normal of Box-Muller, or null. */
+  spare: number | null;
+}
+
 export class Rng {
   private s0: number;
   private s1: number;
@@ -55,6 +64,25 @@ export class Rng {
     this.s2 = sm();
     this.s3 = sm();
     if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
+  }
+
+  /** The generator's state now (see {@link Rng.fromState}). */
+  state(): RngState {
+    return { seed: this.seed, words: [this.s0, this.s1, this.s2, this.s3], spare: this.spare };
+  }
+
+  /** A generator that continues exactly where the one whose {@link Rng.state} this is stood. */
+  static fromState(state: RngState): Rng {
+    const w = state?.words;
+    const u32 = (x: unknown) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
+    if (!Array.isArray(w) || w.length !== 4 || !w.every(u32) || w.every((x) => x === 0) || !u32(state.seed)) {
+      throw new Error(`Rng.fromState: not an Rng state: ${JSON.stringify(state)}`);
+    }
+    if (state.spare !== null && !Number.isFinite(state.spare)) throw new Error(`Rng.fromState: bad spare value ${state.spare}`);
+    const rng = new Rng(state.seed);
+    [rng.s0, rng.s1, rng.s2, rng.s3] = w;
+    rng.spare = state.spare;
+    return rng;
   }
 
   /** Next raw 32-bit unsigned integer. */

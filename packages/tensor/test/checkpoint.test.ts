@@ -14,7 +14,9 @@ import {
   loadCheckpoint,
   loadCheckpointArrays,
   readManifest,
+  rewriteManifest,
   saveCheckpoint,
+  verifyCheckpoint,
 } from '../src/checkpoint';
 import { Rng } from '../src/rng';
 import { tf } from '../src/tf';
@@ -91,7 +93,7 @@ describe('checkpoint round trip', () => {
       expect(bytesOf(b.data)).toEqual(bytesOf(a.data));
     }
     expect(loaded.meta).toEqual(meta);
-    expect(loaded.formatVersion).toBe(1);
+    expect(loaded.formatVersion).toBe(CHECKPOINT_FORMAT_VERSION);
   });
 
   it('saves and loads tfjs tensors without leaking any', async () => {
@@ -178,9 +180,13 @@ describe('checkpoint errors', () => {
     await saveCheckpoint(dir, sampleArrays(5), {});
     const mpath = join(dir, 'manifest.json');
     const m = JSON.parse(await readFile(mpath, 'utf8'));
-    m.formatVersion = 2;
+    m.formatVersion = CHECKPOINT_FORMAT_VERSION + 1;
     await writeFile(mpath, JSON.stringify(m));
-    const err = await expectCheckpointError(loadCheckpoint(dir), 'version', /format version 2, but this build reads version 1; .*upgrade/);
+    const err = await expectCheckpointError(
+      loadCheckpoint(dir),
+      'version',
+      new RegExp(`format version ${CHECKPOINT_FORMAT_VERSION + 1}, but this build reads versions 1 to ${CHECKPOINT_FORMAT_VERSION}; .*upgrade`),
+    );
     expect(err.path).toBe(mpath);
     m.formatVersion = 0;
     await writeFile(mpath, JSON.stringify(m));
@@ -261,5 +267,82 @@ describe('checkpoint errors', () => {
     await saveCheckpoint(dir, { x: { data: Int32Array.of(1), shape: [1] } }, { v: 'new' });
     expect((await loadCheckpointArrays(dir)).meta).toEqual({ v: 'new' });
     expect((await readdir(root)).filter((n) => n.includes('ofm-'))).toEqual([]);
+  });
+
+  it('seals the manifest: an edited or damaged manifest is caught and named, a rewritten one loads', async () => {
+    const dir = freshDir();
+    await saveCheckpoint(dir, sampleArrays(10), { classes: ['tiles'] });
+    const mpath = join(dir, 'manifest.json');
+    const text = await readFile(mpath, 'utf8');
+    expect(text.startsWith('{\n  "manifestSha256": "')).toBe(true);
+    // Whitespace is not content: the seal covers the canonical text.
+    await writeFile(mpath, JSON.stringify(JSON.parse(text)));
+    expect((await readManifest(dir)).meta).toEqual({ classes: ['tiles'] });
+    // One character of meta changed: still valid JSON, caught by the seal.
+    await writeFile(mpath, text.replace('"tiles"', '"tilez"'));
+    const err = await expectCheckpointError(loadCheckpointArrays(dir), 'checksum', /manifest\.json fails its SHA-256 check .*edited or damaged/);
+    expect(err.path).toBe(mpath);
+    // The seal itself removed: refused (a version-2 manifest must carry it).
+    const { manifestSha256: _, ...unsealed } = JSON.parse(text);
+    await writeFile(mpath, JSON.stringify(unsealed));
+    await expectCheckpointError(readManifest(dir), 'bad-manifest', /"manifestSha256" .* is missing/);
+    // A tool that edits meta on purpose reseals.
+    unsealed.meta = { classes: ['tiles', 'washer'] };
+    await rewriteManifest(dir, unsealed);
+    expect((await loadCheckpointArrays(dir)).meta).toEqual({ classes: ['tiles', 'washer'] });
+  });
+
+  it('still reads version-1 manifests, which have no seal', async () => {
+    const dir = freshDir();
+    const arrays = sampleArrays(11);
+    await saveCheckpoint(dir, arrays, { old: true });
+    const mpath = join(dir, 'manifest.json');
+    const { manifestSha256: _, ...m } = JSON.parse(await readFile(mpath, 'utf8'));
+    await writeFile(mpath, JSON.stringify({ ...m, formatVersion: 1 }, null, 2));
+    const loaded = await loadCheckpointArrays(dir);
+    expect(loaded.formatVersion).toBe(1);
+    expect(bytesOf(loaded.arrays['unet.conv_in.w']!.data)).toEqual(bytesOf(arrays['unet.conv_in.w']!.data));
+  });
+
+  it('verifyCheckpoint checks every listed file, attachments included, and names the first bad one', async () => {
+    const dir = freshDir();
+    await saveCheckpoint(dir, sampleArrays(12), {}, { files: { 'report/report.md': '# report\n' } });
+    expect((await verifyCheckpoint(dir)).attachments).toHaveLength(1);
+    const report = join(dir, 'report', 'report.md');
+    await writeFile(report, '# r3port\n');
+    // Loading the weights does not read attachments; verifying does.
+    await loadCheckpointArrays(dir);
+    await expectCheckpointError(verifyCheckpoint(dir), 'checksum', /report\/report\.md fails its SHA-256 check/);
+    await rm(report);
+    await expectCheckpointError(verifyCheckpoint(dir), 'missing', /report\/report\.md is listed in the manifest but missing/);
+  });
+
+  it('with finite: true, refuses NaN or infinite values and writes nothing', async () => {
+    const dir = freshDir();
+    await saveCheckpoint(dir, sampleArrays(13), { v: 'good' });
+    const bad = sampleArrays(14);
+    bad['gpm.basis.down.0']!.data[5] = Number.NaN;
+    await expectCheckpointError(
+      saveCheckpoint(dir, bad, { v: 'bad' }, { finite: true }),
+      'non-finite',
+      /array 'gpm\.basis\.down\.0' holds NaN \(element 5 of 407\); refusing/,
+    );
+    bad['gpm.basis.down.0']!.data[5] = Number.POSITIVE_INFINITY;
+    await expectCheckpointError(saveCheckpoint(dir, bad, {}, { finite: true }), 'non-finite', /holds Infinity/);
+    expect((await loadCheckpointArrays(dir)).meta).toEqual({ v: 'good' });
+    expect((await readdir(root)).filter((n) => n.includes('ofm-tmp'))).toEqual([]);
+  });
+
+  it('a checkpoint may hold nested checkpoints; saving the outer one replaces them', async () => {
+    const dir = freshDir();
+    // A first task's snapshot, before any checkpoint of the outer directory exists.
+    await saveCheckpoint(join(dir, 'snapshot'), sampleArrays(15), { step: 3 });
+    await saveCheckpoint(dir, sampleArrays(16), { tasks: 1 });
+    expect(await readdir(dir)).not.toContain('snapshot');
+    await saveCheckpoint(join(dir, 'snapshot'), sampleArrays(17), { step: 5 });
+    expect((await loadCheckpointArrays(dir)).meta).toEqual({ tasks: 1 });
+    expect((await loadCheckpointArrays(join(dir, 'snapshot'))).meta).toEqual({ step: 5 });
+    await saveCheckpoint(dir, sampleArrays(18), { tasks: 2 });
+    expect((await readdir(dir)).sort()).toEqual(['group1-shard1of1.bin', 'manifest.json']);
   });
 });

@@ -3,6 +3,7 @@ import { CliError } from '../errors';
 
 interface InspectCliOptions {
   json?: boolean;
+  verify?: boolean;
 }
 
 /** `ofm inspect`: what a checkpoint holds, read from its manifest alone (no weights loaded). */
@@ -12,13 +13,32 @@ export function registerInspect(program: Command): void {
     .description('show a checkpoint: tasks and classes learned, basis ranks and bytes per layer, config, results')
     .argument('<ckpt>', 'checkpoint directory')
     .option('--json', 'print one JSON object')
+    .option('--verify', 'also check the size and SHA-256 of every file (weights, bases, report), and of a training snapshot')
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 fine, 2 not a checkpoint, damaged (the file at fault is named) or of another version.`,
+    )
     .action(async (ckpt: string, o: InspectCliOptions) => {
-      const { readDetectorMeta } = await import('@ofm/detector');
-      const { readManifest } = await import('@ofm/tensor');
+      const { readDetectorMeta, readSnapshotMeta, snapshotDir } = await import('@ofm/detector');
+      const { readManifest, verifyCheckpoint } = await import('@ofm/tensor');
       let meta: Awaited<ReturnType<typeof readDetectorMeta>>;
       let manifest: Awaited<ReturnType<typeof readManifest>>;
+      let snapshot: Awaited<ReturnType<typeof readSnapshotMeta>>;
       try {
-        manifest = await readManifest(ckpt);
+        snapshot = await readSnapshotMeta(ckpt);
+        if (snapshot && o.verify) await verifyCheckpoint(snapshotDir(ckpt));
+        if (snapshot && snapshot.base.length === 0 && (await readManifest(ckpt).catch(() => null)) === null) {
+          // Interrupted during its first task: nothing but the snapshot yet.
+          const unfinished = { task: 1, classes: snapshot.classes, step: snapshot.step, steps: snapshot.steps, saved_at: snapshot.savedAt };
+          process.stdout.write(
+            o.json
+              ? `${JSON.stringify({ checkpoint: ckpt, tasks: [], unfinished, verified: o.verify === true }, null, 2)}\n`
+              : `${ckpt}: no task completed yet; task 1 (${unfinished.classes.join(',')}) trained to step ${unfinished.step}/${unfinished.steps} (snapshot of ${unfinished.saved_at}); ofm train --resume continues it\n`,
+          );
+          return;
+        }
+        manifest = o.verify ? await verifyCheckpoint(ckpt) : await readManifest(ckpt);
         meta = await readDetectorMeta(ckpt);
       } catch (err) {
         throw new CliError((err as Error).message);
@@ -61,6 +81,9 @@ export function registerInspect(program: Command): void {
         basis_total_bytes: layers.reduce((a, l) => a + l.bytes, 0),
         layers,
         evaluated_tasks: results?.rows?.length ?? 0,
+        /** A task interrupted in training, which `ofm train --resume` continues. */
+        unfinished: snapshot ? { task: snapshot.task + 1, classes: snapshot.classes, step: snapshot.step, steps: snapshot.steps, saved_at: snapshot.savedAt } : null,
+        verified: o.verify === true,
         config: meta.config,
       };
       if (o.json) {
@@ -70,6 +93,12 @@ export function registerInspect(program: Command): void {
       const lines = [
         `checkpoint ${ckpt} (format ${info.format_version}, saved ${info.saved_at} on ${info.backend})`,
         `model: ${(parameters / 1e6).toFixed(2)} M parameters, ${info.image_size} px images, AMN ${meta.config.amn.enabled ? 'on' : 'off'}, projection ${meta.config.continual.projection}`,
+        ...(info.verified ? [`verified: every file matches its size and SHA-256 in the manifest${snapshot ? ' (snapshot included)' : ''}`] : []),
+        ...(info.unfinished
+          ? [
+              `unfinished: task ${info.unfinished.task} (${info.unfinished.classes.join(',')}) trained to step ${info.unfinished.step}/${info.unfinished.steps} (snapshot of ${info.unfinished.saved_at}); ofm train --resume continues it`,
+            ]
+          : []),
         '',
         'task  classes                       steps  train s  final loss  basis rank  basis KiB',
         ...info.tasks.map(

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { CliError, EXIT } from '../errors';
-import { Progress, integer, isAbort, withInterrupts } from '../util';
+import { CliError } from '../errors';
+import { Progress, integer, interruptExitCode, isAbort, withInterrupts } from '../util';
 import { describeRunProgress, formatCurve, initRuntime, summaryJson } from './run-shared';
 
 /** The three classes of the quick start: one texture and two objects of the synthetic dataset. */
@@ -62,7 +62,13 @@ export function registerQuickstart(program: Command): void {
             },
           }),
         ).catch((err) => {
-          if (isAbort(err)) throw new CliError(`interrupted; completed tasks are saved in ${model}`, EXIT.interrupted);
+          if (isAbort(err)) {
+            throw new CliError(
+              `interrupted; completed tasks (and a snapshot of the task in training) are kept in ${model}; continue with: ` +
+                `ofm train --resume ${model} --data ${data} --tasks "${QUICKSTART_CLASSES.join('|')}"`,
+              interruptExitCode(err),
+            );
+          }
           throw err;
         });
         const seconds = (Date.now() - started) / 1000;

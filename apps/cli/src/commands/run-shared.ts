@@ -3,7 +3,15 @@
  * backend, building or loading a detector, progress lines and the run summary. tfjs and the model
  * packages load lazily here, so `ofm --help` stays fast.
  */
-import type { ContinualDetector, ContinualReport, DetectorConfigInput, RunOptions, RunProgress, RunResults } from '@ofm/detector';
+import type {
+  ContinualDetector,
+  ContinualReport,
+  DetectorConfigInput,
+  RunOptions,
+  RunProgress,
+  RunResults,
+  SnapshotMeta,
+} from '@ofm/detector';
 import type { BackendRequest } from '@ofm/tensor';
 import { CliError } from '../errors';
 import type { Progress } from '../util';
@@ -39,27 +47,33 @@ export async function initRuntime(backend: string | undefined, progress?: Progre
     progress?.note('running on the pure-JS cpu backend: expect training to be about 200x slower than wasm (see ofm info)');
   }
   const det = await import('@ofm/detector');
+  const fresh = (configInput: Record<string, unknown>, overrides: DetectorOverrides) => {
+    const input = { ...configInput } as DetectorConfigInput & Record<string, unknown>;
+    const merge = <K extends keyof DetectorConfigInput>(key: K, patch: object) => {
+      (input as Record<string, unknown>)[key] = { ...((input[key] as object | undefined) ?? {}), ...patch };
+    };
+    if (overrides.steps !== undefined) merge('training', { steps: overrides.steps });
+    if (overrides.imageSize !== undefined) input.imageSize = overrides.imageSize;
+    if (overrides.seed !== undefined) input.seed = overrides.seed;
+    if (overrides.projection === false) merge('continual', { projection: 'none' });
+    if (overrides.amn === false) merge('amn', { enabled: false });
+    try {
+      return { detector: new det.ContinualDetector(input) };
+    } catch (err) {
+      throw new CliError((err as Error).message);
+    }
+  };
   return {
     backend: report.backend,
     async makeDetector({ configInput = {}, overrides = {}, resume }) {
-      if (resume) {
-        const { detector, meta } = await loadOrExplain(det, resume, overrides);
-        return { detector, previous: meta.results as RunResults | undefined };
+      if (!resume) return fresh(configInput, overrides);
+      // Interrupted during its first task, a run leaves only a snapshot: the model starts from its config.
+      const contents = await checkpointContents(resume);
+      if (contents.tasks === null && contents.snapshot) {
+        return fresh(contents.snapshot.config as unknown as Record<string, unknown>, overrides);
       }
-      const input = { ...configInput } as DetectorConfigInput & Record<string, unknown>;
-      const merge = <K extends keyof DetectorConfigInput>(key: K, patch: object) => {
-        (input as Record<string, unknown>)[key] = { ...((input[key] as object | undefined) ?? {}), ...patch };
-      };
-      if (overrides.steps !== undefined) merge('training', { steps: overrides.steps });
-      if (overrides.imageSize !== undefined) input.imageSize = overrides.imageSize;
-      if (overrides.seed !== undefined) input.seed = overrides.seed;
-      if (overrides.projection === false) merge('continual', { projection: 'none' });
-      if (overrides.amn === false) merge('amn', { enabled: false });
-      try {
-        return { detector: new det.ContinualDetector(input) };
-      } catch (err) {
-        throw new CliError((err as Error).message);
-      }
+      const { detector, meta } = await loadOrExplain(det, resume, overrides);
+      return { detector, previous: meta.results as RunResults | undefined };
     },
     run: (opts) => det.runContinual(opts),
   };
@@ -71,6 +85,27 @@ async function loadOrExplain(det: typeof import('@ofm/detector'), path: string, 
       training: overrides.steps !== undefined ? { steps: overrides.steps } : undefined,
       projection: overrides.projection === false ? 'none' : undefined,
     });
+  } catch (err) {
+    if ((err as Error).name === 'CheckpointError') throw new CliError((err as Error).message);
+    throw err;
+  }
+}
+
+/**
+ * What a checkpoint directory holds: the number of tasks of its consolidated checkpoint (null when
+ * there is none) and the meta of a training snapshot of the task after them (null when none).
+ */
+export async function checkpointContents(dir: string): Promise<{ tasks: number | null; snapshot: SnapshotMeta | null }> {
+  const det = await import('@ofm/detector');
+  try {
+    let tasks: number | null = null;
+    try {
+      tasks = (await det.readDetectorMeta(dir)).tasks.length;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== 'missing' && code !== 'missing-manifest') throw err;
+    }
+    return { tasks, snapshot: await det.readSnapshotMeta(dir) };
   } catch (err) {
     if ((err as Error).name === 'CheckpointError') throw new CliError((err as Error).message);
     throw err;
@@ -100,8 +135,40 @@ export function describeRunProgress(progress: Progress, p: RunProgress): void {
     case 'evaluate':
       progress.update(`eval-${p.task}-${p.className}`, `${task} evaluating ${p.className}`, p.done, p.total);
       return;
-    case 'saved':
+    case 'resume':
+      progress.note(
+        `${task}: continuing training from its snapshot at step ${p.step}/${p.steps} (saved ${p.savedAt}) instead of restarting the task`,
+      );
       return;
+    case 'fault': {
+      const f = p.fault;
+      const where = f.layer ? `, first non-finite ${f.kind === 'update' ? 'weight' : 'gradient'} in ${f.layer}` : '';
+      progress.warn(
+        `task ${f.task + 1}/${p.tasks} step ${f.step}: non-finite ${f.kind} (loss ${f.loss}${where}); kept the last good weights and ` +
+          `optimiser state, skipping this batch (${f.consecutive}/${f.limit} in a row stops training)`,
+      );
+      return;
+    }
+    case 'notice':
+      progress.warn(p.message);
+      return;
+    case 'saved':
+    case 'snapshot':
+      return;
+  }
+}
+
+/**
+ * Take the write lock of checkpoint directory `dir` for this command (repairing what a killed
+ * writer left), or fail with one clear line naming the process that holds it.
+ */
+export async function lockCheckpoint(dir: string, command: string, progress: Progress) {
+  const { acquireCheckpointLock } = await import('@ofm/tensor');
+  try {
+    return await acquireCheckpointLock(dir, { purpose: command, onNotice: (m) => progress.warn(m) });
+  } catch (err) {
+    if ((err as Error).name === 'CheckpointError') throw new CliError((err as Error).message);
+    throw err;
   }
 }
 

@@ -1,10 +1,18 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { CliError, EXIT } from '../errors';
+import { CliError } from '../errors';
 import { FORMATS, openDataset, tasksOf } from '../data';
-import { Progress, integer, isAbort, withInterrupts } from '../util';
-import { type TrainerSetup, describeRunProgress, initRuntime, summaryJson, formatCurve } from './run-shared';
+import { Progress, integer, interruptExitCode, isAbort, positiveNumber, withInterrupts } from '../util';
+import {
+  type TrainerSetup,
+  checkpointContents,
+  describeRunProgress,
+  formatCurve,
+  initRuntime,
+  lockCheckpoint,
+  summaryJson,
+} from './run-shared';
 
 interface TrainCliOptions {
   data: string;
@@ -26,9 +34,13 @@ interface TrainCliOptions {
   normalDir?: string;
   abnormalDir?: string;
   maskDir?: string;
+  snapshots: boolean;
+  snapshotEvery?: string;
+  snapshotSeconds: string;
 }
 
-function readConfigFile(path: string): Record<string, unknown> {
+/** Read a `--config` JSON file of detector config fields, with one clear error when it is not one. */
+export function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -66,14 +78,20 @@ export function registerTrain(program: Command): void {
     .option('--normal-dir <dir>', 'folder format: normal images (default <data>/normal)')
     .option('--abnormal-dir <dir>', 'folder format: anomalous test images (default <data>/abnormal)')
     .option('--mask-dir <dir>', 'folder format: masks named like the anomalous images (default <data>/mask)')
+    .option('--snapshot-every <steps>', 'also snapshot the task in training every <steps> steps')
+    .option('--snapshot-seconds <s>', 'snapshot the task in training at least every <s> seconds', '60')
+    .option('--no-snapshots', 'no mid-task snapshots: an interrupted task restarts from its beginning')
     .option('--json', 'print the final summary as one JSON object on stdout')
     .option('--quiet', 'no progress on stderr')
     .addHelpText(
       'after',
       `
-Exit codes: 0 done, 2 bad input, 1 failure, 130 interrupted (the last complete checkpoint stays intact;
-continue with --resume). The report (report.md, report.json, figures/) is written inside the checkpoint
-directory, under report/.
+Exit codes: 0 done, 2 bad input (or the checkpoint is locked by another process), 1 failure (e.g.
+training diverged), 130 interrupted by Ctrl-C (SIGINT), 143 terminated (SIGTERM). Interrupted or killed
+(even with SIGKILL), the last complete checkpoint stays intact, and the task in training keeps its
+latest snapshot (<ckpt>/snapshot/, taken every --snapshot-seconds, on interrupt and at the end of
+training): --resume continues the task from there. One process writes a checkpoint at a time.
+The report (report.md, report.json, figures/) is written inside the checkpoint directory, under report/.
 
 Example:
   ofm synth --out data && ofm train --data data --tasks "tiles|washer|chip" --out model`,
@@ -93,71 +111,126 @@ Example:
       if (o.resume && (o.config || overrides.imageSize !== undefined || !o.amn || overrides.seed !== undefined)) {
         throw new CliError('--resume keeps the checkpoint\'s model: --config, --image-size, --seed and --no-amn cannot change it');
       }
-      if (o.resume && !existsSync(join(o.resume, 'manifest.json'))) {
-        throw new CliError(`--resume '${o.resume}' is not a checkpoint directory (no manifest.json there)`);
-      }
+      const snapshots = o.snapshots && {
+        everySteps: o.snapshotEvery !== undefined ? integer('--snapshot-every', o.snapshotEvery, 1) : undefined,
+        everySeconds: positiveNumber('--snapshot-seconds', o.snapshotSeconds),
+      };
       const progress = new Progress('train', o.quiet || o.json === true);
       const runtime: TrainerSetup = await initRuntime(o.backend, progress);
-      const { detector, previous } = await runtime.makeDetector({ configInput, overrides, resume: o.resume });
+      // Held from before the checkpoint is read until the command ends: one writer at a time.
+      const lock = await lockCheckpoint(resolve(out), 'ofm train', progress);
       try {
-        const dataset = await openDataset(o, detector.config.imageSize);
-        const tasks = tasksOf(dataset, o);
-        detector.tasks.forEach((t, i) => {
-          const want = tasks[i];
-          if (!want || want.join(',') !== t.classes.join(',')) {
-            throw new CliError(
-              `the checkpoint learned task ${i + 1} as "${t.classes.join(',')}" but the task list has "${want?.join(',') ?? '(nothing)'}" there; give the same tasks, extended at the end`,
-            );
-          }
-        });
-        if (detector.tasks.length >= tasks.length) {
-          throw new CliError(`the checkpoint already holds all ${tasks.length} tasks; add tasks to learn after them`);
-        }
-        progress.note(
-          `${detector.tasks.length ? `resuming after task ${detector.tasks.length}: ` : ''}learning ${tasks.length - detector.tasks.length} task(s) on ${runtime.backend} (${(detector.parameterCount() / 1e6).toFixed(2)} M parameters, ${detector.config.imageSize} px, ${detector.config.training.steps} steps per task)`,
-        );
-        let lastSaved = detector.tasks.length;
-        const result = await withInterrupts(
-          (signal) =>
-            runtime.run({
-              dataset,
-              tasks,
-              detector,
-              out: resolve(out),
-              previous,
-              evaluate: o.eval,
-              signal,
-              onProgress: (p) => {
-                if (p.kind === 'saved') {
-                  lastSaved = p.task + 1;
-                  const c = p.report.curve[p.report.curve.length - 1]!;
-                  progress.note(
-                    `task ${p.task + 1}/${p.tasks} saved to ${p.path}` +
-                      (o.eval ? ` · avg image AUROC ${c.avg_image_auroc.toFixed(3)}, pixel AUROC ${c.avg_pixel_auroc.toFixed(3)}` : ''),
-                  );
-                } else describeRunProgress(progress, p);
-              },
-            }),
-          () => progress.note('interrupt: stopping after the current step (press Ctrl-C again to quit at once)'),
-        ).catch((err) => {
-          if (isAbort(err)) {
-            throw new CliError(
-              lastSaved > 0
-                ? `interrupted; the checkpoint with ${lastSaved} task(s) is intact at ${out}; continue with: ofm train --resume ${out} ...`
-                : 'interrupted before the first task finished; nothing was written',
-              EXIT.interrupted,
-            );
-          }
-          throw err;
-        });
-        const seconds = (Date.now() - started) / 1000;
-        if (o.json) {
-          process.stdout.write(`${JSON.stringify(summaryJson(result.report, resolve(out), seconds), null, 2)}\n`);
-        } else {
-          process.stdout.write(formatCurve(result.report, resolve(out), seconds));
-        }
+        await train(o, { out, configInput, overrides, snapshots, progress, runtime, started });
       } finally {
-        detector.dispose();
+        await lock.release();
       }
     });
+}
+
+interface TrainSetup {
+  out: string;
+  configInput: Record<string, unknown>;
+  overrides: Parameters<TrainerSetup['makeDetector']>[0]['overrides'];
+  snapshots: { everySteps?: number; everySeconds: number } | false;
+  progress: Progress;
+  runtime: TrainerSetup;
+  started: number;
+}
+
+/** Check what the checkpoint directories hold, build or load the detector, and run. */
+async function train(o: TrainCliOptions, { out, configInput, overrides, snapshots, progress, runtime, started }: TrainSetup): Promise<void> {
+  // Never overwrite a checkpoint by accident: --out is new, or the checkpoint being continued.
+  const target = await checkpointContents(out);
+  const inPlace = o.resume !== undefined && resolve(o.resume) === resolve(out);
+  if (!o.resume && (target.tasks !== null || target.snapshot)) {
+    throw new CliError(
+      `--out '${out}' already holds ${target.tasks !== null ? `a checkpoint with ${target.tasks} task(s)` : 'the snapshot of an unfinished first task'}; ` +
+        `continue it with --resume ${out}, or choose another --out`,
+    );
+  }
+  if (o.resume && !inPlace && target.tasks !== null) {
+    throw new CliError(`--out '${out}' already holds a checkpoint with ${target.tasks} task(s); choose a new --out, or continue it with --resume ${out}`);
+  }
+  const source = o.resume && !inPlace ? await checkpointContents(o.resume) : target;
+  if (o.resume && source.tasks === null) {
+    if (!source.snapshot) {
+      throw new CliError(`--resume '${o.resume}' is not a checkpoint directory (no manifest.json and no training snapshot there)`);
+    }
+    if (source.snapshot.base.length > 0) {
+      throw new CliError(
+        `--resume '${o.resume}' holds only the snapshot of task ${source.snapshot.task + 1}, taken on a checkpoint of ${source.snapshot.base.length} task(s) kept elsewhere; ` +
+          `continue with --resume <that checkpoint> --out ${o.resume}`,
+      );
+    }
+  }
+  const { detector, previous } = await runtime.makeDetector({ configInput, overrides, resume: o.resume });
+  try {
+    const dataset = await openDataset(o, detector.config.imageSize);
+    const tasks = tasksOf(dataset, o);
+    detector.tasks.forEach((t, i) => {
+      const want = tasks[i];
+      if (!want || want.join(',') !== t.classes.join(',')) {
+        throw new CliError(
+          `the checkpoint learned task ${i + 1} as "${t.classes.join(',')}" but the task list has "${want?.join(',') ?? '(nothing)'}" there; give the same tasks, extended at the end`,
+        );
+      }
+    });
+    if (detector.tasks.length >= tasks.length) {
+      throw new CliError(`the checkpoint already holds all ${tasks.length} tasks; add tasks to learn after them`);
+    }
+    progress.note(
+      `${detector.tasks.length ? `resuming after task ${detector.tasks.length}: ` : ''}learning ${tasks.length - detector.tasks.length} task(s) on ${runtime.backend} (${(detector.parameterCount() / 1e6).toFixed(2)} M parameters, ${detector.config.imageSize} px, ${detector.config.training.steps} steps per task)`,
+    );
+    let lastSaved = detector.tasks.length;
+    let snapshot: { task: number; step: number; steps: number } | null = null;
+    const result = await withInterrupts(
+      (signal) =>
+        runtime.run({
+          dataset,
+          tasks,
+          detector,
+          out: resolve(out),
+          previous,
+          evaluate: o.eval,
+          signal,
+          snapshots,
+          onProgress: (p) => {
+            if (p.kind === 'saved') {
+              lastSaved = p.task + 1;
+              snapshot = null;
+              const c = p.report.curve[p.report.curve.length - 1]!;
+              progress.note(
+                `task ${p.task + 1}/${p.tasks} saved to ${p.path}` +
+                  (c.avg_image_auroc !== null ? ` · avg image AUROC ${c.avg_image_auroc.toFixed(3)}` : '') +
+                  (c.avg_pixel_auroc !== null ? `, pixel AUROC ${c.avg_pixel_auroc.toFixed(3)}` : ''),
+              );
+            } else {
+              if (p.kind === 'snapshot' || p.kind === 'resume') snapshot = { task: p.task, step: p.step, steps: p.steps };
+              describeRunProgress(progress, p);
+            }
+          },
+        }),
+      (signal) => progress.warn(`${signal}: stopping after the current step (${signal === 'SIGINT' ? 'press Ctrl-C again' : 'send it again'} to quit at once)`),
+    ).catch((err) => {
+      if (!isAbort(err)) throw err;
+      const kept: string[] = [];
+      if (lastSaved > 0) kept.push(`the checkpoint with ${lastSaved} task(s) is intact at ${out}`);
+      const snap = snapshot as { task: number; step: number; steps: number } | null;
+      if (snap) kept.push(`task ${snap.task + 1}'s training is kept at step ${snap.step}/${snap.steps} in ${out}/snapshot`);
+      throw new CliError(
+        kept.length
+          ? `interrupted; ${kept.join('; ')}; continue with: ofm train --resume ${out} (and the same --data and tasks)`
+          : 'interrupted before anything was saved; nothing was written',
+        interruptExitCode(err),
+      );
+    });
+    const seconds = (Date.now() - started) / 1000;
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify(summaryJson(result.report, resolve(out), seconds), null, 2)}\n`);
+    } else {
+      process.stdout.write(formatCurve(result.report, resolve(out), seconds));
+    }
+  } finally {
+    detector.dispose();
+  }
 }

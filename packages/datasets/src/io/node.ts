@@ -32,6 +32,9 @@ export interface DecodedMask extends BinaryMask {
   sourceHeight: number;
 }
 
+/** Largest image decoded, in pixels (sharp's default limit): about 16384 x 16384. */
+const MAX_IMAGE_PIXELS = 0x3fff * 0x3fff;
+
 async function decodeRaw(
   bytes: Uint8Array,
   source: string,
@@ -39,22 +42,37 @@ async function decodeRaw(
   kernel: 'lanczos3' | 'nearest',
 ): Promise<{ pixels: Buffer; width: number; height: number; channels: number; sourceWidth: number; sourceHeight: number }> {
   try {
-    const pipeline = sharp(bytes).rotate(); // apply EXIF orientation, as browsers do
-    const meta = await pipeline.metadata();
+    // The header first, read without a size limit, so a too large image gets a clear error.
+    const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
     if (!meta.width || !meta.height) throw new Error('no image size in the header');
+    if (meta.width * meta.height > MAX_IMAGE_PIXELS) {
+      throw new DatasetError(
+        `the image is ${meta.width} x ${meta.height} (${Math.round((meta.width * meta.height) / 1e6)} Mpx), more than the ` +
+          `${Math.round(MAX_IMAGE_PIXELS / 1e6)} Mpx this loader decodes; downscale it first`,
+        source,
+      );
+    }
+    let pipeline = sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS }).rotate(); // apply EXIF orientation, as browsers do
     const turned = (meta.orientation ?? 1) >= 5;
     const sourceWidth = turned ? meta.height : meta.width;
     const sourceHeight = turned ? meta.width : meta.height;
     const target = resolveSize(size, sourceWidth, sourceHeight);
-    let p = pipeline.removeAlpha().toColourspace('srgb');
-    if (target.width !== sourceWidth || target.height !== sourceHeight) {
-      p = p.resize(target.width, target.height, { fit: 'fill', kernel });
+    const resize = target.width !== sourceWidth || target.height !== sourceHeight;
+    if (resize && meta.hasAlpha) {
+      // sharp resizes premultiplied by alpha, which shifts the colour of translucent pixels: drop
+      // the alpha channel in a pass of its own first, so only the colour is resampled.
+      const rgb = await pipeline.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      pipeline = sharp(rgb.data, { raw: { width: rgb.info.width, height: rgb.info.height, channels: rgb.info.channels } });
     }
+    let p = pipeline.removeAlpha().toColourspace('srgb');
+    if (resize) p = p.resize(target.width, target.height, { fit: 'fill', kernel });
     const { data, info } = await p.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     return { pixels: data, width: info.width, height: info.height, channels: info.channels, sourceWidth, sourceHeight };
   } catch (err) {
+    if (err instanceof DatasetError) throw err;
     if (err instanceof RangeError) throw err;
-    const reason = err instanceof Error ? err.message : String(err);
+    // libvips reports several lines (one per failing stage): keep one line.
+    const reason = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim();
     throw new DatasetError(`cannot decode the image (${reason}); expected a readable PNG or JPEG file`, source);
   }
 }

@@ -8,7 +8,9 @@ import {
   type CheckpointManifest,
   MANIFEST_FILE,
   checkFile,
+  checkManifestSeal,
   decodeArrays,
+  manifestDigestInput,
   parseManifest,
 } from './format';
 import { type LoadedArrays, type LoadedCheckpoint, toTensors } from './tensors';
@@ -44,7 +46,7 @@ async function get(fetchFn: typeof globalThis.fetch, url: string, what: string):
   return res;
 }
 
-async function sha256Hex(bytes: Uint8Array, where: string): Promise<string> {
+async function sha256Hex(bytes: Uint8Array | string, where: string): Promise<string> {
   const subtle = globalThis.crypto?.subtle;
   if (subtle === undefined) {
     throw new CheckpointError(
@@ -54,16 +56,19 @@ async function sha256Hex(bytes: Uint8Array, where: string): Promise<string> {
         'serve the app over https or localhost, or load with { verify: false }',
     );
   }
-  const digest = new Uint8Array(await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
+  const digest = new Uint8Array(await subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>));
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** Fetch and check the manifest of the checkpoint at `url` (the directory's URL). */
+/** Fetch and check the manifest of the checkpoint at `url` (the directory's URL), its seal included unless `verify` is false. */
 export async function fetchManifest<M = unknown>(url: string, options: FetchOptions = {}): Promise<CheckpointManifest<M>> {
   const fetchFn = options.fetch ?? globalThis.fetch;
   const murl = fileUrl(url, MANIFEST_FILE);
   const res = await get(fetchFn, murl, MANIFEST_FILE);
-  return parseManifest(await res.text(), murl) as CheckpointManifest<M>;
+  const manifest = parseManifest(await res.text(), murl);
+  if (options.verify ?? true) checkManifestSeal(manifest, await sha256Hex(manifestDigestInput(manifest, murl), murl), murl);
+  return manifest as CheckpointManifest<M>;
 }
 
 /** Fetch a checkpoint as plain typed arrays, checking sizes and (by default) checksums. */

@@ -4,8 +4,9 @@
  *
  * ```json
  * {
+ *   "manifestSha256": "...",
  *   "format": "ofm-checkpoint",
- *   "formatVersion": 1,
+ *   "formatVersion": 2,
  *   "meta": { ...anything JSON... },
  *   "weightsManifest": [{ "paths": ["group1-shard1of2.bin", "group1-shard2of2.bin"],
  *                         "weights": [{ "name": "unet.conv_in.w", "shape": [3, 3, 4, 64], "dtype": "float32" }] }],
@@ -15,11 +16,15 @@
  *
  * As in tfjs, the weights of a group are concatenated in manifest order and the byte stream is cut
  * into shards (a weight may straddle two shards). `files` is our addition: size and SHA-256 of
- * each shard, checked on load.
+ * each shard, checked on load. Since version 2, `manifestSha256` seals the manifest itself: the
+ * SHA-256 of its canonical text ({@link manifestDigestInput}), so an edited or damaged manifest is
+ * caught like a damaged shard. Version 1 (no seal) is still read.
  */
 
-/** The manifest format version this code writes and reads. */
-export const CHECKPOINT_FORMAT_VERSION = 1;
+/** The manifest format version this code writes. */
+export const CHECKPOINT_FORMAT_VERSION = 2;
+/** The oldest manifest format version this code reads (version 1 has no `manifestSha256`). */
+export const OLDEST_READABLE_FORMAT_VERSION = 1;
 /** Name of the manifest inside a checkpoint directory. */
 export const MANIFEST_FILE = 'manifest.json';
 /** Default largest shard size in bytes. */
@@ -62,6 +67,11 @@ export interface FileEntry {
 
 /** The parsed `manifest.json`. */
 export interface CheckpointManifest<M = unknown> {
+  /**
+   * SHA-256 of the manifest's canonical text with this field zeroed (format version 2 on; absent in
+   * version 1 and in a manifest not yet sealed).
+   */
+  manifestSha256?: string;
   format: typeof CHECKPOINT_FORMAT;
   formatVersion: number;
   meta: M;
@@ -79,12 +89,14 @@ export type CheckpointErrorCode =
   | 'missing' // directory, URL or file not found
   | 'missing-manifest'
   | 'bad-manifest' // not JSON, or not the expected structure
-  | 'version' // format version differs from CHECKPOINT_FORMAT_VERSION
+  | 'version' // format version outside OLDEST_READABLE_FORMAT_VERSION..CHECKPOINT_FORMAT_VERSION
   | 'truncated' // a file is shorter (or longer) than the manifest says
   | 'checksum' // a file's SHA-256 differs from the manifest's
   | 'size-mismatch' // the manifest's shapes do not match the bytes it lists
   | 'bad-input' // what was handed to saveCheckpoint cannot be stored
+  | 'non-finite' // saving with `finite: true` met a NaN or infinite value
   | 'not-a-checkpoint' // refusing to replace a directory that is not a checkpoint
+  | 'locked' // another process holds the checkpoint's write lock
   | 'io'; // any other file-system or network failure
 
 /** A checkpoint could not be written or read; the message names the file and the fix. */
@@ -143,6 +155,26 @@ export function validateArrays(arrays: NamedArrays, where: string): void {
         'bad-input',
         where,
         `${where}: array '${name}' has ${a.data.length} elements but its shape [${a.shape}] needs ${want}`,
+      );
+    }
+  }
+}
+
+/**
+ * Refuse float arrays holding NaN or ±Infinity: a 'non-finite' CheckpointError naming the first
+ * such array and element.
+ */
+export function checkFinite(arrays: NamedArrays, where: string): void {
+  for (const [name, a] of Object.entries(arrays)) {
+    if (!(a.data instanceof Float32Array)) continue;
+    const data = a.data;
+    for (let i = 0; i < data.length; i++) {
+      if (Number.isFinite(data[i]!)) continue;
+      throw new CheckpointError(
+        'non-finite',
+        where,
+        `${where}: array '${name}' holds ${data[i]} (element ${i} of ${data.length}); refusing to write non-finite values ` +
+          'into a checkpoint: the model diverged, so keep the previous checkpoint and train again with a lower learning rate',
       );
     }
   }
@@ -229,13 +261,44 @@ export function buildManifest(
   };
 }
 
-/** JSON text of a manifest (stable key order, two-space indent). */
-export function serializeManifest(manifest: CheckpointManifest, where: string): string {
+const UNSEALED = '0'.repeat(64);
+
+/** JSON text of a manifest with `manifestSha256` first and set to `seal` (two-space indent). */
+function manifestText(manifest: CheckpointManifest, seal: string, where: string): string {
+  const { manifestSha256: _, ...rest } = manifest;
   try {
-    return `${JSON.stringify(manifest, null, 2)}\n`;
+    return `${JSON.stringify({ manifestSha256: seal, ...rest }, null, 2)}\n`;
   } catch (cause) {
     throw new CheckpointError('bad-input', where, `${where}: meta cannot be written as JSON (${String(cause)})`, { cause });
   }
+}
+
+/**
+ * The text `manifestSha256` is the SHA-256 of: the manifest's canonical JSON (two-space indent, key
+ * order as parsed) with `manifestSha256` zeroed. Canonical, so the seal checks the content whatever
+ * the file's whitespace; a manifest parsed from its file gives back the text its writer hashed.
+ */
+export function manifestDigestInput(manifest: CheckpointManifest, where: string): string {
+  return manifestText(manifest, UNSEALED, where);
+}
+
+/** JSON text of a manifest sealed with `sha256`, the digest of {@link manifestDigestInput}. */
+export function serializeManifest(manifest: CheckpointManifest, sha256: string, where: string): string {
+  return manifestText(manifest, sha256, where);
+}
+
+/**
+ * Check a manifest's seal (format version 2 on): `sha256` is the digest of its
+ * {@link manifestDigestInput}. Version 1 manifests have no seal and pass.
+ */
+export function checkManifestSeal(manifest: CheckpointManifest, sha256: string, where: string): void {
+  if (manifest.formatVersion < 2 || manifest.manifestSha256 === sha256) return;
+  throw new CheckpointError(
+    'checksum',
+    where,
+    `${where} fails its SHA-256 check (sealed ${manifest.manifestSha256!.slice(0, 12)}..., content ${sha256.slice(0, 12)}...): ` +
+      'the manifest was edited or damaged; copy or save the checkpoint again (tools that edit a manifest must rewrite it with rewriteManifest)',
+  );
 }
 
 /**
@@ -260,7 +323,7 @@ export function parseManifest(text: string, where: string): CheckpointManifest {
   const m = json as Record<string, unknown>;
   if (m.format !== CHECKPOINT_FORMAT) throw bad(`"format" is ${JSON.stringify(m.format)}, expected "${CHECKPOINT_FORMAT}"`);
   if (typeof m.formatVersion !== 'number') throw bad('"formatVersion" is missing');
-  if (m.formatVersion !== CHECKPOINT_FORMAT_VERSION) {
+  if (!(m.formatVersion >= OLDEST_READABLE_FORMAT_VERSION && m.formatVersion <= CHECKPOINT_FORMAT_VERSION)) {
     const fix =
       m.formatVersion > CHECKPOINT_FORMAT_VERSION
         ? 'it was written by a newer one-for-more: upgrade @ofm/tensor to read it'
@@ -268,8 +331,12 @@ export function parseManifest(text: string, where: string): CheckpointManifest {
     throw new CheckpointError(
       'version',
       where,
-      `${where}: checkpoint format version ${m.formatVersion}, but this build reads version ${CHECKPOINT_FORMAT_VERSION}; ${fix}`,
+      `${where}: checkpoint format version ${m.formatVersion}, but this build reads versions ` +
+        `${OLDEST_READABLE_FORMAT_VERSION} to ${CHECKPOINT_FORMAT_VERSION}; ${fix}`,
     );
+  }
+  if (m.formatVersion >= 2 && !(typeof m.manifestSha256 === 'string' && /^[0-9a-f]{64}$/.test(m.manifestSha256))) {
+    throw bad(`"manifestSha256" (the manifest's own checksum, required since format version 2) is missing or not hex`);
   }
   if (!Array.isArray(m.weightsManifest)) throw bad('"weightsManifest" must be an array');
   if (!Array.isArray(m.files)) throw bad('"files" must be an array');

@@ -2,8 +2,8 @@
  * Checkpoint IO: named tensors plus a JSON manifest, saved atomically to a directory (Node) and
  * loaded from a directory (Node) or a URL (any runtime with fetch).
  *
- * `node.ts` holds the file-system code (its Node built-ins load lazily), `browser.ts` the fetch
- * code, `format.ts` what both share. {@link loadCheckpoint} picks one by the source it is given.
+ * `node.ts` holds the file-system code (its Node built-ins load lazily), `lock.ts` the one-writer
+ * lock, `browser.ts` the fetch code, `format.ts` what both share. {@link loadCheckpoint} picks one by the source it is given.
  */
 import { type FetchOptions, fetchCheckpoint, fetchCheckpointArrays } from './browser';
 import { type LoadOptions, loadCheckpointArraysFromDir, loadCheckpointFromDir } from './node';
@@ -12,6 +12,7 @@ import type { LoadedArrays, LoadedCheckpoint } from './tensors';
 export {
   CHECKPOINT_FORMAT,
   CHECKPOINT_FORMAT_VERSION,
+  OLDEST_READABLE_FORMAT_VERSION,
   DEFAULT_SHARD_BYTES,
   MANIFEST_FILE,
   CheckpointError,
@@ -32,7 +33,10 @@ export {
   readManifest,
   loadCheckpointFromDir,
   loadCheckpointArraysFromDir,
+  verifyCheckpoint,
+  rewriteManifest,
 } from './node';
+export { type CheckpointLock, type LockHolder, type LockOptions, acquireCheckpointLock } from './lock';
 export { type FetchOptions, fetchCheckpoint, fetchCheckpointArrays, fetchManifest } from './browser';
 export type { CheckpointTensors, LoadedArrays, LoadedCheckpoint } from './tensors';
 
