@@ -70,8 +70,14 @@ export interface LayerBasisRecord {
   /** Growth threshold and compression energy used. */
   threshold: number;
   compression: number;
-  /** Rows collected (after sampling). */
+  /** Rows collected (after sampling): the task's representation matrix is `inDim x samples`. */
   samples: number;
+  /**
+   * The most bytes this layer's collector held while the task was collected: for `'naive'` the
+   * stacked rows (the whole representation matrix, in a buffer that grows by doubling), for
+   * `'isvd'` the running factor plus the block being folded in. This is the memory iSVD bounds.
+   */
+  peakBytes: number;
   /** Fraction of the task's representation energy the basis explained before and after growing. */
   explainedBefore: number;
   explainedAfter: number;
@@ -265,6 +271,7 @@ export class GradientProjectionMemory {
         threshold,
         compression: collector.compression,
         samples: collector.factorizer.samplesSeen,
+        peakBytes: collector.factorizer.peakBytesHeld,
         explainedBefore: growth.explainedBefore,
         explainedAfter: growth.explainedAfter,
         added: growth.added,

@@ -127,6 +127,14 @@ describe('collecting representations through taps', () => {
     expect(isvdBytes.c2!).toBeLessThan(naiveBytes.c2!);
     isvd.consolidate();
     naive.consolidate();
+    // The history keeps each task's peak: the naive stack held at least the whole representation matrix.
+    const peaks = (g: GradientProjectionMemory) => Object.fromEntries(g.memoryReport().map((r) => [r.layer, r.history[0]!]));
+    const [isvdPeak, naivePeak] = [peaks(isvd), peaks(naive)];
+    for (const layer of ['c1', 'c2']) {
+      const inDim = isvd.memoryReport().find((r) => r.layer === layer)!.inDim;
+      expect(naivePeak[layer]!.peakBytes).toBeGreaterThanOrEqual(4 * naivePeak[layer]!.samples * inDim);
+      expect(isvdPeak[layer]!.peakBytes).toBeLessThan(naivePeak[layer]!.peakBytes);
+    }
     for (const layer of ['c1', 'c2', 'head']) {
       const a = isvd.basis(layer)!;
       const b = naive.basis(layer)!;

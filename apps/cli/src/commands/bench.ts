@@ -25,6 +25,7 @@ import type { Rng as RngClass, Tensor, Tensor4D, tf as TfNamespace } from '@ofm/
 import type { Command } from 'commander';
 import { CliError } from '../errors';
 import { integer } from '../util';
+import { registerBenchContinual } from './bench-continual';
 
 /** The workloads `ofm bench perf` can run. */
 export const PERF_WORKLOADS = ['train', 'ddim', 'conv'] as const;
@@ -138,7 +139,8 @@ const TORCH_HINT = 'install it with `apt-get install -y python3-torch` (Debian),
 
 /** `ofm bench` and its subcommands. */
 export function registerBench(program: Command): void {
-  const bench = program.command('bench').description('benchmarks (see `ofm bench perf --help`)');
+  const bench = program.command('bench').description('benchmarks (see `ofm bench perf --help` and `ofm bench continual --help`)');
+  registerBenchContinual(bench);
   bench
     .command('perf')
     .description('speed of training, DDIM and conv kernels against the PyTorch twin, side by side in one run')
