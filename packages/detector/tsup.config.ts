@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // index: Node (training runs, reports, saving, export); browser: no Node APIs.
+  entry: ['src/index.ts', 'src/browser.ts'],
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

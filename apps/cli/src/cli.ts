@@ -7,6 +7,7 @@ import { registerTrain } from './commands/train';
 import { registerEval } from './commands/evaluate';
 import { registerDetect } from './commands/detect';
 import { registerInspect } from './commands/inspect';
+import { registerExport } from './commands/export';
 import { registerQuickstart } from './commands/quickstart';
 import { registerBench } from './commands/bench';
 import pkg from '../package.json' with { type: 'json' };
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerDetect(program);
   registerInspect(program);
+  registerExport(program);
   registerBench(program);
   return program;
 }

@@ -7,70 +7,9 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { lineChartSvg, maskToRgbBytes, matrixHeatmapSvg, overlayHeatmap, toRgbBytes } from './figures';
+import type { ContinualReport, ReportSample } from './report-format';
 
-export const REPORT_FORMAT_VERSION = 1;
-
-/** The metrics reported per class and task (keys as in @ofm/metrics' evaluateDetections). */
-export const REPORT_METRICS = ['image_auroc', 'image_ap', 'pixel_auroc', 'pixel_ap', 'pixel_aupro'] as const;
-export type ReportMetric = (typeof REPORT_METRICS)[number];
-
-export interface ReportTask {
-  index: number;
-  classes: string[];
-  steps: number;
-  trainSeconds: number;
-  finalLoss: number;
-  /** Start timestep chosen on the validation split (per class). */
-  tStart: Record<string, number>;
-  /** Protected directions (total basis rank) and basis bytes after the task. */
-  basisRank: number;
-  basisBytes: number;
-}
-
-export interface ContinualReport {
-  formatVersion: number;
-  createdAt: string;
-  backend: string;
-  seed: number;
-  projection: boolean;
-  tasks: ReportTask[];
-  /** Every class, in the order learned. */
-  classes: string[];
-  /** `[afterTask][classIndex]`: the metric of each class after each task (null: not yet learned). */
-  classMatrices: Record<ReportMetric, (number | null)[][]>;
-  /** `[afterTask][taskIndex]`: the mean over the task's classes. */
-  taskMatrices: Record<ReportMetric, (number | null)[][]>;
-  /** After each task: averages over classes seen so far, and the forgetting measure. */
-  curve: {
-    task: number;
-    avg_image_auroc: number;
-    avg_pixel_auroc: number;
-    avg_pixel_ap: number;
-    avg_pixel_aupro: number;
-    image_auroc_forgetting: number | null;
-    pixel_auroc_forgetting: number | null;
-    /** Image AUROC over the test images of all classes seen pooled together (one threshold for all). */
-    pooled_image_auroc_raw: number;
-    pooled_image_auroc_calibrated: number;
-    /** Share of test images routed to their own class. */
-    routing_accuracy: number;
-  }[];
-  /** The last row of `curve`, flattened: what a script reads. */
-  summary: Record<string, number | null>;
-}
-
-/** A sample for the heatmap grid: image HWC in [0, 1], reconstruction, map H*W, optional mask. */
-export interface ReportSample {
-  className: string;
-  label: 0 | 1;
-  score: number;
-  width: number;
-  height: number;
-  image: Float32Array;
-  reconstruction: Float32Array;
-  map: Float32Array;
-  mask?: Uint8Array;
-}
+export * from './report-format';
 
 async function svgToPng(svg: string): Promise<Uint8Array> {
   return new Uint8Array(await sharp(Buffer.from(svg)).png().toBuffer());
