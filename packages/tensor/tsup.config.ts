@@ -7,5 +7,10 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
-  shims: true,
+  // No shims: tsup's ESM shim imports 'path' and 'url' at load time, which breaks browser bundles
+  // (the web demo). The code reads `__filename` where it exists (CJS) and `import.meta.url`
+  // otherwise, so the CJS build's empty `import.meta` is never read.
+  esbuildOptions(options) {
+    options.logOverride = { ...options.logOverride, 'empty-import-meta': 'silent' };
+  },
 });
