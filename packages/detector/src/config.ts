@@ -4,6 +4,7 @@
  * (see the package README); `resolveDetectorConfig` fills and validates a partial config.
  */
 import type { AmnConfig } from '@ofm/amn';
+import type { FactorizerKind } from '@ofm/continual';
 import type { ScheduleKind, UNetConfig } from '@ofm/diffusion';
 
 export interface DetectorConfig {
@@ -50,8 +51,11 @@ export interface DetectorConfig {
     aggregate: 'mean' | 'sum' | 'product';
     /** Final smoothing (pixels). */
     blurSigma: number;
-    /** Image score: 'max' of the map or the mean of its top `topFraction` pixels. */
-    score: 'max' | 'topk-mean';
+    /**
+     * Image score from the map: its 'max', the mean of its top `topFraction` pixels, or
+     * 'max-minus-mean' (the peak above the map's own mean; steadiest across tasks).
+     */
+    score: 'max' | 'topk-mean' | 'max-minus-mean';
     topFraction: number;
   };
   continual: {
@@ -61,6 +65,12 @@ export interface DetectorConfig {
     threshold: number;
     /** iSVD compression energy. */
     compression: number;
+    /**
+     * How each layer's representation is factored while a task is collected: `'isvd'` (a running
+     * low-rank factor, bounded memory) or `'naive'` (every collected row stacked, one SVD at the
+     * end: the original GPM, for comparison).
+     */
+    factorizer: FactorizerKind;
     /** Largest share of a layer's input space the bases may fill. */
     maxBasisFraction: number;
     /** Rows sampled from each tap matrix per call. */
@@ -105,16 +115,17 @@ export const DEFAULT_DETECTOR_CONFIG: Readonly<DetectorConfig> = Object.freeze({
     lr: 1e-3,
     weightDecay: 0,
     clipGradNorm: 1,
-    maxTimestep: 500,
+    maxTimestep: 200,
     amnWeight: 1,
     anomalyProbability: 0.5,
   },
-  reconstruction: { tStartCandidates: [100, 200, 300], steps: 5, eta: 0 },
-  map: { extractor: 'pixel', sigmas: [1, 2, 4], aggregate: 'mean', blurSigma: 2, score: 'max', topFraction: 0.01 },
+  reconstruction: { tStartCandidates: [10, 25, 50, 100], steps: 5, eta: 0 },
+  map: { extractor: 'pixel', sigmas: [1, 2, 4], aggregate: 'mean', blurSigma: 2, score: 'max-minus-mean', topFraction: 0.01 },
   continual: {
     projection: 'update',
     threshold: 0.99,
     compression: 0.999,
+    factorizer: 'isvd',
     maxBasisFraction: 0.9,
     maxRowsPerCall: 128,
     collectImages: 8,
@@ -178,9 +189,13 @@ export function resolveDetectorConfig(input: DetectorConfigInput = {}, source = 
     problems.push(`training.maxTimestep must be in [1, ${c.schedule.timesteps}]`);
   }
   if (!['filterbank', 'pixel'].includes(c.map.extractor)) problems.push(`map.extractor must be 'filterbank' or 'pixel'`);
+  if (!['max', 'topk-mean', 'max-minus-mean'].includes(c.map.score)) {
+    problems.push(`map.score must be 'max', 'topk-mean' or 'max-minus-mean'`);
+  }
   if (!['update', 'gradient', 'none'].includes(c.continual.projection)) {
     problems.push(`continual.projection must be 'update', 'gradient' or 'none'`);
   }
+  if (!['isvd', 'naive'].includes(c.continual.factorizer)) problems.push(`continual.factorizer must be 'isvd' or 'naive'`);
   if (!(c.continual.threshold > 0 && c.continual.threshold <= 1)) problems.push('continual.threshold must be in (0, 1]');
   if (!(c.validation.fraction > 0 && c.validation.fraction < 1)) problems.push('validation.fraction must be in (0, 1)');
   if (c.imageSize % 2 ** (c.unet.channel_mult.length - 1) !== 0) {

@@ -13,19 +13,26 @@
  *      synthetic anomalies), the reconstruction start timestep; record the class's calibration;
  *   4. consolidate: the inference path over some training images feeds every protected layer's
  *      inputs to an iterative SVD, and the bases grow by the GPM criterion.
+ *
+ * Training is interruptible and fault-tolerant: it can take snapshots ({@link SnapshotPolicy}) and
+ * continue from one exactly, and a step with a non-finite loss, gradient or update is refused (the
+ * model and optimiser keep their last good state) and retried on the next batch, up to a limit.
  */
 import { createAmn, type Amn } from '@ofm/amn';
 import { GradientProjectionMemory } from '@ofm/continual';
 import { type RgbImage, type SyntheticAnomaly, cutPasteAnomaly, nsaAnomaly, perlinAnomaly } from '@ofm/datasets';
 import {
   DiffusionTrainer,
+  type DiffusionTrainerOptions,
   NoiseSchedule,
+  NonFiniteError,
+  type NonFiniteFault,
   UNet,
   reconstruct,
   trainableParams,
   type StepResult,
 } from '@ofm/diffusion';
-import { auroc } from '@ofm/metrics';
+import { auroc, aurocStandardError } from '@ofm/metrics';
 import { type Ctx, ParamStore, Rng, context, tf } from '@ofm/tensor';
 import {
   type ClassCalibration,
@@ -35,7 +42,8 @@ import {
 } from './calibration';
 import { type DetectorConfig, type DetectorConfigInput, resolveDetectorConfig, unetConfigOf } from './config';
 import { type FeatureExtractor, FilterBankExtractor, PixelExtractor } from './features';
-import { anomalyMap, imageScores } from './maps';
+import { anomalyMap, imageScores, scoreReduction } from './maps';
+import type { SnapshotPolicy, TrainSnapshot } from './snapshot';
 
 /** A class the detector has learned: what detection needs to serve it. */
 export interface LearnedClass {
@@ -62,6 +70,8 @@ export interface TaskRecord {
   /** Loss every `lossEvery` steps, for curves. */
   lossCurve: number[];
   projection: DetectorConfig['continual']['projection'];
+  /** Training steps refused for a non-finite value (each retried on the next batch). */
+  faults?: number;
   /** Protected directions after the task: total basis rank over layers, and bytes held. */
   basisRank: number;
   basisBytes: number;
@@ -85,10 +95,44 @@ export interface LearnProgress {
   elapsed: number;
 }
 
+/** A training step refused for a non-finite value: the model kept its last good state. */
+export interface TrainingFault extends Omit<NonFiniteFault, 'step'> {
+  /** 0-based index of the task. */
+  task: number;
+  /** The refused step of the task (1-based); it is retried on the next batch. */
+  step: number;
+  /** Steps refused in a row so far, this one included. */
+  consecutive: number;
+  /** Refusals in a row that stop training ({@link LearnOptions.maxConsecutiveFaults}). */
+  limit: number;
+}
+
+/** Training stopped: too many steps in a row had non-finite values. Nothing non-finite was kept. */
+export class TrainingFaultError extends Error {
+  override readonly name = 'TrainingFaultError';
+  constructor(
+    readonly fault: TrainingFault,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export interface LearnOptions {
   onProgress?: (p: LearnProgress) => void;
-  /** Aborting stops between steps with an `AbortError`; the detector is then mid-task (discard it). */
+  /**
+   * Aborting stops between steps with an `AbortError` (after a last snapshot when `snapshots` is
+   * set); the detector is then mid-task (discard it).
+   */
   signal?: AbortSignal;
+  /** Take training snapshots (see `saveTrainSnapshot`). */
+  snapshots?: SnapshotPolicy;
+  /** Continue the task's training from this snapshot of it (see `loadTrainSnapshot`) instead of from the start. */
+  resume?: TrainSnapshot;
+  /** Told about every refused step. */
+  onFault?: (fault: TrainingFault) => void;
+  /** Refused steps in a row after which training stops with a {@link TrainingFaultError} (default 3). */
+  maxConsecutiveFaults?: number;
 }
 
 /** One image's detection. */
@@ -127,6 +171,7 @@ export class ContinualDetector {
     this.memory = new GradientProjectionMemory(this.params, {
       threshold: c.continual.threshold,
       compression: c.continual.compression,
+      factorizer: c.continual.factorizer,
       maxRowsPerCall: c.continual.maxRowsPerCall,
       maxBasisFraction: c.continual.maxBasisFraction,
       seed: c.seed,
@@ -179,19 +224,19 @@ export class ContinualDetector {
       if (!imgs || imgs.length < 4) {
         throw new Error(`class '${cls}' has ${imgs?.length ?? 0} training images; at least 4 are needed (some are held out for validation)`);
       }
-      for (const img of imgs) {
+      imgs.forEach((img, i) => {
         if (img.length !== c.imageSize * c.imageSize * 3) {
           throw new Error(`class '${cls}': images must be ${c.imageSize}x${c.imageSize} RGB (${c.imageSize * c.imageSize * 3} values), got ${img.length}`);
         }
-      }
+        const bad = img.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) throw new Error(`class '${cls}': training image ${i} holds ${img[bad]} at value ${bad}; images must be finite RGB in [0, 1]`);
+      });
     }
     const rng = new Rng(c.seed).fork(`task-${index}`);
     const split = splitValidation(task, c.validation, rng.fork('split'));
     const projection = index === 0 ? 'none' : c.continual.projection;
 
-    const t0 = Date.now();
     const curve = await this.train(index, split.train, projection, rng.fork('train'), opts);
-    const trainSeconds = (Date.now() - t0) / 1000;
 
     for (const cls of task.classes) {
       await yieldToEventLoop();
@@ -206,10 +251,11 @@ export class ContinualDetector {
       index,
       classes: [...task.classes],
       steps: c.training.steps,
-      trainSeconds,
+      trainSeconds: curve.seconds,
       finalLoss: tail.reduce((a, b) => a + b, 0) / tail.length,
       lossCurve: curve.sampled,
       projection,
+      ...(curve.faults ? { faults: curve.faults } : {}),
       basisRank: memory.reduce((a, m) => a + m.rank, 0),
       basisBytes: memory.reduce((a, m) => a + m.bytes, 0),
     };
@@ -236,22 +282,23 @@ export class ContinualDetector {
     index: number,
     images: Map<string, Float32Array[]>,
     projection: DetectorConfig['continual']['projection'],
-    rng: Rng,
+    taskRng: Rng,
     opts: LearnOptions,
-  ): Promise<{ losses: number[]; sampled: number[] }> {
+  ): Promise<{ losses: number[]; sampled: number[]; seconds: number; faults: number }> {
     const c = this.config;
+    const classes = [...images.keys()];
     const size = c.imageSize;
     const pool: { cls: string; image: Float32Array }[] = [];
     for (const [cls, imgs] of images) for (const image of imgs) pool.push({ cls, image });
     const byClass = images;
-    const trainer = new DiffusionTrainer({
+    const trainer = this.makeTrainer({
       unet: this.unet,
       schedule: this.schedule,
       trainable: this.trainableNames(index),
       optimizer: { lr: index === 0 ? c.training.lr : (c.training.laterLr ?? c.training.lr), weightDecay: c.training.weightDecay },
       clipGradNorm: c.training.clipGradNorm,
       microBatch: c.training.microBatch,
-      seed: rng.fork('trainer').seed,
+      seed: taskRng.fork('trainer').seed,
     });
     if (projection !== 'none' && this.gpm.memoryReport().some((m) => m.rank > 0)) {
       const hook = (tensors: Readonly<Record<string, tf.Tensor>>) => {
@@ -263,15 +310,56 @@ export class ContinualDetector {
       if (projection === 'update') trainer.transformUpdate = hook;
       else trainer.transformGradients = hook;
     }
-    const amnCtx: Ctx = context(this.params, { training: true, rng: rng.fork('dropout') });
-    const losses: number[] = [];
-    const sampled: number[] = [];
+    const resume = opts.resume;
+    if (resume) this.resumeTraining(resume, index, classes, trainer);
+    // The batch stream and the dropout stream: continued from the snapshot, or fresh.
+    const rng = resume ? Rng.fromState(resume.rng) : taskRng;
+    const dropoutRng = resume ? Rng.fromState(resume.dropoutRng) : taskRng.fork('dropout');
+    const amnCtx: Ctx = context(this.params, { training: true, rng: dropoutRng });
+    const losses: number[] = resume ? [...resume.losses] : [];
+    const sampled: number[] = resume ? [...resume.sampled] : [];
+    let faults = resume?.faults ?? 0;
+    const secondsBefore = resume?.trainSeconds ?? 0;
     const lossEvery = Math.max(1, Math.floor(c.training.steps / 50));
+    const maxFaults = opts.maxConsecutiveFaults ?? 3;
     const started = Date.now();
+    let step = resume?.step ?? 0;
+    let consecutive = 0;
+    const policy = opts.snapshots;
+    let lastSnapshot = { step, time: started };
+    const snapshot = async () => {
+      const snap: TrainSnapshot = {
+        task: index,
+        classes,
+        step,
+        steps: c.training.steps,
+        losses: [...losses],
+        sampled: [...sampled],
+        faults,
+        trainSeconds: secondsBefore + (Date.now() - started) / 1000,
+        rng: rng.state(),
+        dropoutRng: dropoutRng.state(),
+        weights: Object.fromEntries(this.params.entries().map(([name, v]) => [name, tf.clone(v)])),
+        optimizer: trainer.state(),
+      };
+      try {
+        await policy!.save(snap);
+      } finally {
+        tf.dispose([...Object.values(snap.weights), ...Object.values(snap.optimizer)]);
+      }
+      lastSnapshot = { step, time: Date.now() };
+    };
+    const snapshotDue = () =>
+      policy !== undefined &&
+      step > lastSnapshot.step &&
+      (step === c.training.steps ||
+        (policy.everySteps !== undefined && step - lastSnapshot.step >= policy.everySteps) ||
+        Date.now() - lastSnapshot.time >= 1000 * (policy.everySeconds ?? 60));
     try {
-      for (let step = 0; step < c.training.steps; step++) {
+      while (step < c.training.steps) {
         // Let signal handlers (Ctrl-C) and progress output run between steps.
         await yieldToEventLoop();
+        if (opts.signal?.aborted && policy && step > lastSnapshot.step) await snapshot();
         throwIfAborted(opts.signal);
         const picks = Array.from({ length: c.training.batchSize }, () => pool[rng.int(pool.length)]!);
         const cleanData = picks.map((p) => p.image);
@@ -298,30 +386,57 @@ export class ContinualDetector {
               : undefined,
             extraLoss: this.amn ? () => tf.mul(amnLoss!, c.training.amnWeight) as tf.Scalar : undefined,
           });
+        } catch (e) {
+          if (!(e instanceof NonFiniteError)) throw e;
+          // The trainer changed nothing: skip this batch and try the step again on the next one.
+          faults += 1;
+          consecutive += 1;
+          const fault: TrainingFault = { ...e.fault, task: index, step: step + 1, consecutive, limit: maxFaults };
+          opts.onFault?.(fault);
+          if (consecutive >= maxFaults) throw faultError(fault, trainer.optimizer.lr, c.training.clipGradNorm);
+          continue;
         } finally {
           clean.dispose();
           corrupted?.dispose();
         }
-        if (!Number.isFinite(result.loss)) {
-          throw new Error(
-            `task ${index + 1}, step ${step + 1}: the loss is ${result.loss}; lower training.lr (now ${trainer.optimizer.lr}) or training.clipGradNorm`,
-          );
-        }
+        consecutive = 0;
         losses.push(result.loss);
         if (step % lossEvery === 0 || step === c.training.steps - 1) sampled.push(result.loss);
+        step += 1;
         opts.onProgress?.({
           phase: 'train',
           task: index,
-          done: step + 1,
+          done: step,
           total: c.training.steps,
           loss: result.loss,
           elapsed: (Date.now() - started) / 1000,
         });
+        if (snapshotDue()) await snapshot();
       }
     } finally {
       trainer.dispose();
     }
-    return { losses, sampled };
+    return { losses, sampled, seconds: secondsBefore + (Date.now() - started) / 1000, faults };
+  }
+
+  /** Build a task's trainer. Subclasses may wrap or instrument it (tests inject faults here). */
+  protected makeTrainer(options: DiffusionTrainerOptions): DiffusionTrainer {
+    return new DiffusionTrainer(options);
+  }
+
+  /** Put a task's training back where a snapshot of it stood: weights and trainer state. */
+  private resumeTraining(snapshot: TrainSnapshot, index: number, classes: string[], trainer: DiffusionTrainer): void {
+    const c = this.config;
+    if (snapshot.task !== index || snapshot.classes.join(',') !== classes.join(',') || snapshot.steps !== c.training.steps) {
+      throw new Error(
+        `resume: the snapshot is of task ${snapshot.task + 1} (${snapshot.classes.join(',')}, ${snapshot.steps} steps), ` +
+          `not of task ${index + 1} (${classes.join(',')}, ${c.training.steps} steps)`,
+      );
+    }
+    const missing = this.params.names().filter((name) => !(name in snapshot.weights));
+    if (missing.length) throw new Error(`resume: the snapshot has no weight '${missing[0]}' (${missing.length} missing); it is of another model`);
+    this.params.assign(snapshot.weights);
+    trainer.loadState(snapshot.optimizer);
   }
 
   /** The AMN's control map for model-space images, or undefined without an AMN. */
@@ -354,10 +469,7 @@ export class ContinualDetector {
       aggregate: this.config.map.aggregate,
       blurSigma: this.config.map.blurSigma,
     });
-    const scores = imageScores(
-      maps,
-      this.config.map.score === 'max' ? { kind: 'max' } : { kind: 'topk-mean', fraction: this.config.map.topFraction },
-    );
+    const scores = imageScores(maps, scoreReduction(this.config.map));
     if (!keepRecon) {
       recon.dispose();
       return { maps, scores };
@@ -387,23 +499,13 @@ export class ContinualDetector {
     anomalous.forEach((a, i) => pixelLabels.set(a.mask, (validation.length + i) * size * size));
 
     const selection: LearnedClass['selection'] = [];
+    const normals: { scores: Float32Array; mapValues: Float32Array }[] = [];
     const started = Date.now();
-    let best = { tStart: c.reconstruction.tStartCandidates[0]!, score: Number.NEGATIVE_INFINITY };
-    let bestNormal: { scores: Float32Array; mapValues: Float32Array } | null = null;
     c.reconstruction.tStartCandidates.forEach((tStart, k) => {
       throwIfAborted(opts.signal);
       const { scores, mapValues } = this.scoreImages(images, tStart);
-      const imageAuroc = auroc(scores, labels);
-      const pixelAuroc = auroc(mapValues, pixelLabels);
-      selection.push({ tStart, imageAuroc, pixelAuroc });
-      const combined = (Number.isFinite(imageAuroc) ? imageAuroc : 0.5) + (Number.isFinite(pixelAuroc) ? pixelAuroc : 0.5);
-      if (combined > best.score) {
-        best = { tStart, score: combined };
-        bestNormal = {
-          scores: scores.slice(0, validation.length),
-          mapValues: mapValues.slice(0, validation.length * size * size),
-        };
-      }
+      selection.push({ tStart, imageAuroc: auroc(scores, labels), pixelAuroc: auroc(mapValues, pixelLabels) });
+      normals.push({ scores: scores.slice(0, validation.length), mapValues: mapValues.slice(0, validation.length * size * size) });
       opts.onProgress?.({
         phase: 'select',
         task: index,
@@ -412,12 +514,13 @@ export class ContinualDetector {
         elapsed: (Date.now() - started) / 1000,
       });
     });
+    const chosen = chooseStartTimestep(selection, labels);
     const descriptors = this.describe(train);
-    const normal = bestNormal!;
+    const normal = normals[chosen]!;
     return {
       className: cls,
       task: index,
-      tStart: best.tStart,
+      tStart: selection[chosen]!.tStart,
       selection,
       calibration: fitClassCalibration(cls, descriptors, normal.scores, normal.mapValues),
       trainImages: train.length,
@@ -542,6 +645,18 @@ export class ContinualDetector {
   }
 }
 
+/** The error that stops training after `fault`, the last of too many refused steps in a row. */
+function faultError(fault: TrainingFault, lr: number, clip: number): TrainingFaultError {
+  const at = fault.layer ? `, first non-finite ${fault.kind === 'update' ? 'weight' : 'gradient'} in ${fault.layer}` : '';
+  return new TrainingFaultError(
+    fault,
+    `task ${fault.task + 1}, step ${fault.step}: ${fault.consecutive} steps in a row had non-finite values (last: ${fault.kind}, ` +
+      `loss ${fault.loss}${at}); training stopped with the last good weights and nothing non-finite was saved. ` +
+      `Lower training.lr (now ${lr}) or training.clipGradNorm (now ${clip}) in the detector config (ofm train --config FILE), ` +
+      'or check the training images',
+  );
+}
+
 function yieldToEventLoop(): Promise<void> {
   // setImmediate in Node (no 4 ms clamp); a zero timeout in browsers.
   return new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
@@ -553,6 +668,32 @@ function throwIfAborted(signal?: AbortSignal): void {
     err.name = 'AbortError';
     throw err;
   }
+}
+
+/**
+ * Which start timestep a class keeps, from the validation AUROCs of every candidate: the smallest
+ * timestep whose image + pixel AUROC is within one standard error (of the best candidate's image
+ * AUROC, Hanley-McNeil) of the best. On a validation split of a few images the differences between
+ * candidates are mostly noise, and a lower start timestep keeps the reconstruction closer to the
+ * input: measured on the quick start, it held image AUROC through later tasks where a higher one
+ * drifted (packages/detector/README.md, "Start timestep"). Returns an index into `selection`.
+ */
+export function chooseStartTimestep(
+  selection: readonly { tStart: number; imageAuroc: number; pixelAuroc: number }[],
+  labels: readonly number[],
+): number {
+  const finiteOr = (v: number) => (Number.isFinite(v) ? v : 0.5);
+  const combined = selection.map((s) => finiteOr(s.imageAuroc) + finiteOr(s.pixelAuroc));
+  const best = combined.indexOf(Math.max(...combined));
+  const positives = labels.filter((l) => l === 1).length;
+  const negatives = labels.length - positives;
+  const tolerance =
+    positives > 0 && negatives > 0 ? aurocStandardError(finiteOr(selection[best]!.imageAuroc), positives, negatives) : 0;
+  let chosen = best;
+  selection.forEach((s, k) => {
+    if (combined[k]! >= combined[best]! - tolerance && s.tStart < selection[chosen]!.tStart) chosen = k;
+  });
+  return chosen;
 }
 
 /** Split each class's images into train and validation, deterministically. */

@@ -47,15 +47,36 @@ export function anomalyMap(
   });
 }
 
-export type ScoreReduction = { kind: 'max' } | { kind: 'topk-mean'; fraction: number };
+/**
+ * How a map becomes an image score:
+ * - `max`: the map's peak;
+ * - `topk-mean`: the mean of its top `fraction` of pixels;
+ * - `max-minus-mean`: the peak above the map's own mean. The image's overall reconstruction error
+ *   (its baseline) cancels, so a model whose reconstructions of an earlier class grow uniformly
+ *   noisier after later tasks keeps that class's scores where they were: the score measures a
+ *   local defect, not the global error level.
+ */
+export type ScoreReduction = { kind: 'max' } | { kind: 'topk-mean'; fraction: number } | { kind: 'max-minus-mean' };
 
-/** Image scores `[N]` from maps `[N, H, W]`: the maximum, or the mean of the top fraction of pixels. */
+/** The score reduction a detector config's `map` group names. */
+export function scoreReduction(map: { score: ScoreReduction['kind']; topFraction: number }): ScoreReduction {
+  return map.score === 'topk-mean' ? { kind: 'topk-mean', fraction: map.topFraction } : { kind: map.score };
+}
+
+/** Image scores `[N]` from maps `[N, H, W]` (see {@link ScoreReduction}). */
 export function imageScores(maps: tf.Tensor3D, reduction: ScoreReduction = { kind: 'max' }): Float32Array {
   return tf.tidy(() => {
     const [n, h, w] = maps.shape;
     const flat = maps.reshape([n, h * w]) as tf.Tensor2D;
-    if (reduction.kind === 'max') return tf.max(flat, 1).dataSync() as Float32Array;
-    const k = Math.max(1, Math.round(reduction.fraction * h * w));
-    return tf.mean(tf.topk(flat, k).values, 1).dataSync() as Float32Array;
+    switch (reduction.kind) {
+      case 'max':
+        return tf.max(flat, 1).dataSync() as Float32Array;
+      case 'max-minus-mean':
+        return tf.sub(tf.max(flat, 1), tf.mean(flat, 1)).dataSync() as Float32Array;
+      case 'topk-mean': {
+        const k = Math.max(1, Math.round(reduction.fraction * h * w));
+        return tf.mean(tf.topk(flat, k).values, 1).dataSync() as Float32Array;
+      }
+    }
   });
 }

@@ -1,14 +1,16 @@
 /**
  * A continual run: learn tasks in order from a dataset, evaluate every class seen after each task,
- * and save the checkpoint (with the result matrix and the report inside it) after each task, so an
- * interrupted run loses at most the task in progress and resumes from the last one completed.
- * Node only (reads datasets from disk, writes checkpoints).
+ * and save the checkpoint (with the result matrix and the report inside it) after each task. While
+ * a task trains, snapshots in `<out>/snapshot/` let an interrupted run continue the task where it
+ * stopped; the run holds the checkpoint's write lock throughout. Node only (reads datasets from
+ * disk, writes checkpoints).
  */
 import type { AnomalyDataset, Sample } from '@ofm/datasets';
 import { auroc, evaluateDetections, finalAverage, forgetting } from '@ofm/metrics';
-import { tf } from '@ofm/tensor';
-import type { ContinualDetector, LearnProgress } from './detector';
+import { acquireCheckpointLock, tf } from '@ofm/tensor';
+import type { ContinualDetector, LearnProgress, TrainingFault } from './detector';
 import { saveDetector } from './persist';
+import { type SnapshotPolicy, disposeSnapshot, loadTrainSnapshot, saveTrainSnapshot, snapshotMismatch } from './snapshot';
 import {
   type ContinualReport,
   REPORT_FORMAT_VERSION,
@@ -34,7 +36,15 @@ export type RunProgress =
   | (LearnProgress & { kind: 'learn'; tasks: number })
   | { kind: 'load'; task: number; tasks: number; className: string; done: number }
   | { kind: 'evaluate'; task: number; tasks: number; className: string; done: number; total: number }
-  | { kind: 'saved'; task: number; tasks: number; path: string; report: ContinualReport };
+  | { kind: 'saved'; task: number; tasks: number; path: string; report: ContinualReport }
+  /** Training of `task` continues from its snapshot at `step`. */
+  | { kind: 'resume'; task: number; tasks: number; step: number; steps: number; savedAt: string }
+  /** A snapshot of `task` was written at `step`. */
+  | { kind: 'snapshot'; task: number; tasks: number; step: number; steps: number }
+  /** A training step was refused for a non-finite value (and is retried on the next batch). */
+  | { kind: 'fault'; task: number; tasks: number; fault: TrainingFault }
+  /** Something the user should know that changes nothing (a stale lock taken over, a snapshot discarded). */
+  | { kind: 'notice'; task: number; tasks: number; message: string };
 
 export interface RunOptions {
   dataset: AnomalyDataset;
@@ -50,6 +60,13 @@ export interface RunOptions {
   reportSamples?: number;
   onProgress?: (p: RunProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Mid-task snapshots into `<out>/snapshot/` (default: every 60 s of training, at its end and on
+   * abort); false for none. A snapshot of the next task found there is continued from.
+   */
+  snapshots?: Omit<SnapshotPolicy, 'save'> | false;
+  /** Refused training steps in a row that stop the run (default 3; see `LearnOptions`). */
+  maxConsecutiveFaults?: number;
 }
 
 async function collect(iterable: AsyncIterable<Sample>, onEach?: (n: number) => void): Promise<Sample[]> {
@@ -150,8 +167,11 @@ export function buildReport(detector: ContinualDetector, results: RunResults, pr
     const seen = learnedAt.filter((t) => t <= i).length;
     const sub = (metric: ReportMetric) => rows(metric).map((r) => r.slice(0, seen));
     const opts = { learnedAt: learnedAt.slice(0, seen) };
-    const avg = (metric: ReportMetric) => finalAverage(sub(metric), opts);
-    const forget = (metric: ReportMetric) => (i === 0 ? null : forgetting(sub(metric), opts));
+    // null where a needed value was not measured: a task learned with evaluation off, or a
+    // pixel metric on a dataset without masks.
+    const measured = (m: number[][]) => m.every((r, k) => r.every((v, j) => k < opts.learnedAt[j]! || Number.isFinite(v)));
+    const avg = (metric: ReportMetric) => (sub(metric)[i]!.every(Number.isFinite) ? finalAverage(sub(metric), opts) : null);
+    const forget = (metric: ReportMetric) => (i === 0 || !measured(sub(metric)) ? null : forgetting(sub(metric), opts));
     return {
       task: i + 1,
       avg_image_auroc: avg('image_auroc'),
@@ -160,9 +180,9 @@ export function buildReport(detector: ContinualDetector, results: RunResults, pr
       avg_pixel_aupro: avg('pixel_aupro'),
       image_auroc_forgetting: forget('image_auroc'),
       pixel_auroc_forgetting: forget('pixel_auroc'),
-      pooled_image_auroc_raw: results.pooled[i]?.raw ?? Number.NaN,
-      pooled_image_auroc_calibrated: results.pooled[i]?.calibrated ?? Number.NaN,
-      routing_accuracy: results.pooled[i]?.routing ?? Number.NaN,
+      pooled_image_auroc_raw: finiteOrNull(results.pooled[i]?.raw),
+      pooled_image_auroc_calibrated: finiteOrNull(results.pooled[i]?.calibrated),
+      routing_accuracy: finiteOrNull(results.pooled[i]?.routing),
     };
   });
   const last = curve[curve.length - 1];
@@ -192,9 +212,50 @@ export function buildReport(detector: ContinualDetector, results: RunResults, pr
 
 /**
  * Learn the tasks not yet learned, in order. After each task: evaluate every class seen, then save
- * the checkpoint with the result matrix and the report (one atomic write).
+ * the checkpoint with the result matrix and the report (one atomic write). The checkpoint's write
+ * lock is held throughout: a run on a directory another process writes is refused.
  */
 export async function runContinual(opts: RunOptions): Promise<{ report: ContinualReport; results: RunResults }> {
+  const lock = await acquireCheckpointLock(opts.out, {
+    purpose: 'continual run',
+    onNotice: (message) => opts.onProgress?.({ kind: 'notice', task: opts.detector.tasks.length, tasks: opts.tasks.length, message }),
+  });
+  try {
+    return await learnTasks(opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Continue the task's training from the snapshot in `out`, when there is one of it. */
+async function resumeOptions(opts: RunOptions, t: number, classes: string[]) {
+  const notice = (message: string) => opts.onProgress?.({ kind: 'notice', task: t, tasks: opts.tasks.length, message });
+  let found: Awaited<ReturnType<typeof loadTrainSnapshot>>;
+  try {
+    found = await loadTrainSnapshot(opts.out);
+  } catch (e) {
+    notice(`ignoring the training snapshot in ${opts.out}: ${(e as Error).message}`);
+    return undefined;
+  }
+  if (!found) return undefined;
+  const why = snapshotMismatch(found.meta, opts.detector, classes);
+  if (why) {
+    disposeSnapshot(found.snapshot);
+    notice(`not continuing from the training snapshot in ${opts.out}: ${why}; task ${t + 1} starts from its beginning`);
+    return undefined;
+  }
+  opts.onProgress?.({
+    kind: 'resume',
+    task: t,
+    tasks: opts.tasks.length,
+    step: found.snapshot.step,
+    steps: found.snapshot.steps,
+    savedAt: found.meta.savedAt,
+  });
+  return found.snapshot;
+}
+
+async function learnTasks(opts: RunOptions): Promise<{ report: ContinualReport; results: RunResults }> {
   const { dataset, tasks, detector } = opts;
   const results: RunResults = opts.previous
     ? structuredClone(opts.previous)
@@ -216,10 +277,29 @@ export async function runContinual(opts: RunOptions): Promise<{ report: Continua
       images.set(cls, samples.map((s) => s.image));
     }
     if (opts.signal?.aborted) throw abortError();
-    await detector.learnTask(
-      { classes, images },
-      { signal: opts.signal, onProgress: (p) => opts.onProgress?.({ ...p, kind: 'learn', tasks: tasks.length }) },
-    );
+    const resume = await resumeOptions(opts, t, classes);
+    const snapshots = opts.snapshots === false ? undefined : (opts.snapshots ?? {});
+    try {
+      await detector.learnTask(
+        { classes, images },
+        {
+          signal: opts.signal,
+          onProgress: (p) => opts.onProgress?.({ ...p, kind: 'learn', tasks: tasks.length }),
+          resume,
+          snapshots: snapshots && {
+            ...snapshots,
+            save: async (snap) => {
+              await saveTrainSnapshot(opts.out, snap, detector);
+              opts.onProgress?.({ kind: 'snapshot', task: t, tasks: tasks.length, step: snap.step, steps: snap.steps });
+            },
+          },
+          onFault: (fault) => opts.onProgress?.({ kind: 'fault', task: t, tasks: tasks.length, fault }),
+          maxConsecutiveFaults: opts.maxConsecutiveFaults,
+        },
+      );
+    } finally {
+      if (resume) disposeSnapshot(resume);
+    }
 
     const row: Record<string, ClassMetrics> = {};
     const pooledScores: number[] = [];
@@ -255,6 +335,10 @@ export async function runContinual(opts: RunOptions): Promise<{ report: Continua
     opts.onProgress?.({ kind: 'saved', task: t, tasks: tasks.length, path: opts.out, report });
   }
   return { report, results };
+}
+
+function finiteOrNull(v: number | undefined): number | null {
+  return v !== undefined && Number.isFinite(v) ? v : null;
 }
 
 function prefixed(files: Record<string, Uint8Array | string>, prefix: string): Record<string, Uint8Array | string> {

@@ -1,6 +1,7 @@
 import { Rng, tf } from '@ofm/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { describeImages, fitClassCalibration, routeToClass } from '../src/calibration';
+import { chooseStartTimestep } from '../src/detector';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -38,5 +39,40 @@ describe('calibration', () => {
     expect(c.pixelStd).toBeGreaterThan(0);
     expect(c.descriptorMean).toHaveLength(d[0]!.length);
     expect(() => fitClassCalibration('y', [], [1], [1])).toThrow(/at least one image/);
+  });
+});
+
+describe('chooseStartTimestep', () => {
+  const labels = [...Array(9).fill(0), ...Array(9).fill(1)];
+  it('keeps the smallest start timestep within one standard error of the best', () => {
+    // A validation split of 9 + 9 images (measured on the quick start's washer): the best image
+    // AUROC, 0.963 at t = 100, has a standard error of about 0.05, so t = 10 is as good.
+    const selection = [
+      { tStart: 10, imageAuroc: 0.914, pixelAuroc: 0.975 },
+      { tStart: 25, imageAuroc: 0.938, pixelAuroc: 0.974 },
+      { tStart: 50, imageAuroc: 0.951, pixelAuroc: 0.973 },
+      { tStart: 100, imageAuroc: 0.963, pixelAuroc: 0.97 },
+    ];
+    expect(chooseStartTimestep(selection, labels)).toBe(0);
+  });
+
+  it('keeps the best when the smaller timesteps are clearly worse, in any candidate order', () => {
+    const selection = [
+      { tStart: 200, imageAuroc: 0.99, pixelAuroc: 0.97 },
+      { tStart: 25, imageAuroc: 0.7, pixelAuroc: 0.9 },
+      { tStart: 100, imageAuroc: 0.97, pixelAuroc: 0.97 },
+    ];
+    expect(chooseStartTimestep(selection, labels)).toBe(2);
+    // With many validation images the standard error is small: only the best remains.
+    const many = [...Array(400).fill(0), ...Array(400).fill(1)];
+    expect(chooseStartTimestep(selection, many)).toBe(0);
+  });
+
+  it('treats an undefined AUROC (a split without anomalies) as chance', () => {
+    const selection = [
+      { tStart: 10, imageAuroc: Number.NaN, pixelAuroc: Number.NaN },
+      { tStart: 50, imageAuroc: 0.9, pixelAuroc: 0.9 },
+    ];
+    expect(chooseStartTimestep(selection, labels)).toBe(1);
   });
 });

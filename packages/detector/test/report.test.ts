@@ -2,9 +2,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { afterAll, describe, expect, it } from 'vitest';
+import { initBackend } from '@ofm/tensor';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { heatColor, lineChartSvg, matrixHeatmapSvg, overlayHeatmap } from '../src/figures';
+import { ContinualDetector } from '../src/detector';
 import { type ContinualReport, REPORT_FORMAT_VERSION, writeReport } from '../src/report';
+import { buildReport } from '../src/run';
+import { TINY_CONFIG } from './tiny';
 
 const dir = mkdtempSync(join(tmpdir(), 'ofm-report-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -93,5 +97,58 @@ describe('writeReport', () => {
     await writeReport(out, fakeRun());
     expect(existsSync(join(out, 'figures', 'samples.png'))).toBe(false);
     expect(readFileSync(join(out, 'report.json'), 'utf8')).toContain('"formatVersion": 1');
+  });
+});
+
+describe('buildReport', () => {
+  beforeAll(async () => {
+    await initBackend({ backend: 'cpu' });
+  });
+
+  it('reports null, not a failure, where a task was learned without evaluation', () => {
+    const det = new ContinualDetector(TINY_CONFIG);
+    const calibration = { className: 'a', descriptorMean: [0], descriptorStd: [1], scoreMean: 0, scoreStd: 1, pixelMean: 0, pixelStd: 1 };
+    const task = (index: number, cls: string) => ({
+      index,
+      classes: [cls],
+      steps: 1,
+      trainSeconds: 1,
+      finalLoss: 0.1,
+      lossCurve: [0.1],
+      projection: 'none' as const,
+      basisRank: 0,
+      basisBytes: 0,
+    });
+    const learned = (cls: string, index: number) => ({
+      className: cls,
+      task: index,
+      tStart: 40,
+      selection: [],
+      calibration: { ...calibration, className: cls },
+      trainImages: 4,
+      validationImages: 2,
+    });
+    det.restore([learned('a', 0), learned('b', 1)], [task(0, 'a'), task(1, 'b')]);
+    const metrics = (v: number, pixel: number | null) => ({ image_auroc: v, image_ap: v, pixel_auroc: pixel, pixel_ap: pixel, pixel_aupro: pixel });
+    // Task 1 learned with evaluation off; task 2 evaluated, on a dataset without masks.
+    const report = buildReport(
+      det,
+      {
+        rows: [{}, { a: metrics(0.8, null), b: metrics(0.9, null) }],
+        pooled: [
+          { raw: Number.NaN, calibrated: Number.NaN, routing: Number.NaN },
+          { raw: 0.7, calibrated: 0.75, routing: 1 },
+        ],
+        seed: 0,
+      },
+      true,
+    );
+    det.dispose();
+    expect(report.curve[0]).toMatchObject({ avg_image_auroc: null, avg_pixel_auroc: null, pooled_image_auroc_raw: null });
+    expect(report.curve[1]!.avg_image_auroc).toBeCloseTo(0.85, 12);
+    expect(report.curve[1]!.avg_pixel_auroc).toBeNull();
+    // Forgetting needs the score right after class a was learned, which was not measured.
+    expect(report.curve[1]!.image_auroc_forgetting).toBeNull();
+    expect(report.curve[1]!.pooled_image_auroc_calibrated).toBe(0.75);
   });
 });

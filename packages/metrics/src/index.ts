@@ -10,6 +10,7 @@
  */
 export {
   auroc,
+  aurocStandardError,
   averagePrecision,
   bestF1,
   binaryMetrics,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MetricsInputError, auroc, averagePrecision, bestF1, binaryMetrics, f1Max, rocCurve } from '../src/index';
+import { MetricsInputError, auroc, aurocStandardError, averagePrecision, bestF1, binaryMetrics, f1Max, rocCurve } from '../src/index';
 import { bruteApF1, bruteAuroc, testRandom } from './reference';
 
 describe('hand-computed cases', () => {
@@ -115,5 +115,28 @@ describe('cross-check against brute force on random data with ties', () => {
     expect(auroc(scores, labels)).toBeCloseTo(bruteAuroc(scores, labels), 12);
     const ref = bruteApF1(scores, labels);
     expect(averagePrecision(scores, labels)).toBeCloseTo(ref.ap, 12);
+  });
+});
+
+describe('aurocStandardError (Hanley and McNeil)', () => {
+  it('matches the formula worked by hand', () => {
+    // A = 0.5 with one sample of each: Q1 = Q2 = 1/3, variance = A(1 - A) = 0.25.
+    expect(aurocStandardError(0.5, 1, 1)).toBeCloseTo(0.5, 12);
+    // A = 0.8, 12 anomalous, 10 normal: Q1 = 2/3, Q2 = 32/45.
+    const variance = (0.8 * 0.2 + 11 * (2 / 3 - 0.64) + 9 * (32 / 45 - 0.64)) / 120;
+    expect(aurocStandardError(0.8, 12, 10)).toBeCloseTo(Math.sqrt(variance), 12);
+    expect(aurocStandardError(0.95, 9, 9)).toBeCloseTo(0.0556, 4);
+  });
+
+  it('is zero for a perfect ranking and shrinks like one over the square root of the sample size', () => {
+    expect(aurocStandardError(1, 9, 9)).toBe(0);
+    const ratio = aurocStandardError(0.9, 10, 10) / aurocStandardError(0.9, 40, 40);
+    expect(ratio).toBeGreaterThan(1.8);
+    expect(ratio).toBeLessThan(2.2);
+  });
+
+  it('refuses an AUROC outside [0, 1] or empty classes', () => {
+    expect(() => aurocStandardError(Number.NaN, 5, 5)).toThrow(/auc must be in \[0, 1\]/);
+    expect(() => aurocStandardError(0.7, 0, 5)).toThrow(/positives must be a positive integer/);
   });
 });
