@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContinualDetector, type DetectorConfigInput } from '@ofm/detector';
 import { initBackend } from '@ofm/tensor';
 import { BENCH_METHOD_NAMES, type BenchJson, type RunResult, methodConfigInput } from '../src/commands/bench-continual';
-import { ofm } from './helpers';
+import { TINY_CONFIG, ofm } from './helpers';
 
 let dir: string;
 let data: string;
@@ -22,16 +22,7 @@ let config: string;
  * calls of up to 128 rows per layer and task against input dimensions of at most 288), the regime
  * where a naive representation matrix outgrows the iSVD factor.
  */
-const TINY = {
-  imageSize: 24,
-  unet: { model_channels: 8, channel_mult: [1, 2], attention_resolutions: [12], num_heads: 2, groupnorm_groups: 4, time_embed_dim: 16 },
-  amn: { enabled: true, hintChannels: [8, 8], dim: 8, layers: 1, heads: 2, ffn: 16, dropout: 0, maskSize: 3 },
-  training: { steps: 5, batchSize: 4, maxTimestep: 200 },
-  reconstruction: { tStartCandidates: [40, 80], steps: 2 },
-  continual: { collectImages: 8, maxRowsPerCall: 128 },
-  validation: { fraction: 0.25, minImages: 2 },
-  inferenceBatch: 2,
-};
+const TINY = { ...TINY_CONFIG, continual: { collectImages: 8, maxRowsPerCall: 128 }, inferenceBatch: 2 };
 const METHODS = ['finetune', 'gpm', 'ofm', 'joint'];
 const args = () => ['bench', 'continual', '--data', data, '--tasks', 'tiles|washer', '--methods', METHODS.join(','), '--config', config, '--jobs', '2', '--backend', 'wasm', '--out', join(dir, 'bench')];
 

@@ -10,6 +10,7 @@ export * from './maps';
 export * from './calibration';
 export * from './figures';
 export * from './detector';
+export * from './evaluate';
 export * from './exported';
 export { DETECTOR_FORMAT, DETECTOR_FORMAT_VERSION, type DetectorMeta, type LoadOverrides, loadDetector } from './persist';
 export * from './report-format';

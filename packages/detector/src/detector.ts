@@ -41,6 +41,7 @@ import {
   routeToClass,
 } from './calibration';
 import { type DetectorConfig, type DetectorConfigInput, resolveDetectorConfig, unetConfigOf } from './config';
+import { type Evaluation, type TestImage, evaluateDetector } from './evaluate';
 import { type FeatureExtractor, FilterBankExtractor, PixelExtractor } from './features';
 import { anomalyMap, imageScores, scoreReduction } from './maps';
 import type { SnapshotPolicy, TrainSnapshot } from './snapshot';
@@ -636,6 +637,14 @@ export class ContinualDetector {
       }
     }
     return results;
+  }
+
+  /**
+   * Evaluate on labelled test images by class name, with no task id: every image goes through
+   * {@link detect}; metrics per class and averaged per task, and the routing accuracy.
+   */
+  evaluate(tests: ReadonlyMap<string, readonly TestImage[]>): Evaluation {
+    return evaluateDetector(this, tests);
   }
 
   dispose(): void {

@@ -12,6 +12,7 @@ import type { DetectorConfig } from './config';
 import { ContinualDetector, type LearnedClass, type TaskRecord } from './detector';
 import type { FeatureExtractor } from './features';
 import { DETECTOR_FORMAT } from './persist';
+import { assignWeights } from './weights';
 
 /** The `format` of an exported model's meta. */
 export const EXPORT_FORMAT = 'ofm-detector-export';
@@ -92,16 +93,12 @@ export async function loadExportedDetector(
   try {
     const meta = checkExportMeta(ckpt.meta, source);
     const detector = new ContinualDetector(meta.config, { extractor });
-    const weights: Record<string, tf.Tensor> = {};
-    for (const name of detector.params.names()) {
-      const t = ckpt.tensors[name];
-      if (!t) {
-        detector.dispose();
-        throw new CheckpointError('missing', source, `${source}: the export has no weight '${name}' that its config's model needs; export the checkpoint again`);
-      }
-      weights[name] = t;
-    }
-    detector.params.assign(weights);
+    assignWeights(
+      detector,
+      ckpt.tensors,
+      source,
+      (name) => `${source}: the export has no weight '${name}' that its config's model needs; export the checkpoint again`,
+    );
     detector.restore(meta.classes, meta.tasks);
     return { detector, meta };
   } finally {

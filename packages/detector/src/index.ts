@@ -4,6 +4,7 @@ export * from './maps';
 export * from './calibration';
 export * from './figures';
 export * from './detector';
+export * from './evaluate';
 export * from './persist';
 export * from './exported';
 export * from './export';

@@ -10,6 +10,7 @@ import { CheckpointError, loadCheckpoint, readManifest, saveCheckpoint, tf } fro
 import type { DetectorConfig } from './config';
 import type { FeatureExtractor } from './features';
 import { ContinualDetector, type LearnedClass, type TaskRecord } from './detector';
+import { assignWeights } from './weights';
 
 export const DETECTOR_FORMAT = 'ofm-detector';
 export const DETECTOR_FORMAT_VERSION = 1;
@@ -108,16 +109,12 @@ export async function loadDetector(
     Object.assign(config.training, overrides.training ?? {});
     if (overrides.projection) config.continual.projection = overrides.projection;
     const detector = new ContinualDetector(config, { extractor: overrides.extractor });
-    const weights: Record<string, tf.Tensor> = {};
-    for (const name of detector.params.names()) {
-      const t = ckpt.tensors[name];
-      if (!t) {
-        detector.dispose();
-        throw new CheckpointError('missing', source, `${source}: the checkpoint has no weight '${name}' that its config's model needs; the checkpoint is incomplete`);
-      }
-      weights[name] = t;
-    }
-    detector.params.assign(weights);
+    assignWeights(
+      detector,
+      ckpt.tensors,
+      source,
+      (name) => `${source}: the checkpoint has no weight '${name}' that its config's model needs; the checkpoint is incomplete`,
+    );
     const gpm = GradientProjectionMemory.fromCheckpoint({ meta: meta.gpm, tensors: ckpt.tensors }, detector.params);
     detector.replaceMemory(gpm);
     detector.restore(meta.classes, meta.tasks);

@@ -6,9 +6,10 @@
  * disk, writes checkpoints).
  */
 import type { AnomalyDataset, Sample } from '@ofm/datasets';
-import { auroc, evaluateDetections, finalAverage, forgetting } from '@ofm/metrics';
+import { auroc, finalAverage, forgetting } from '@ofm/metrics';
 import { acquireCheckpointLock, tf } from '@ofm/tensor';
-import type { ContinualDetector, LearnProgress, TrainingFault } from './detector';
+import type { ContinualDetector, Detection, LearnProgress, TrainingFault } from './detector';
+import { type ClassMetrics, classMetrics } from './evaluate';
 import { saveDetector } from './persist';
 import { type SnapshotPolicy, disposeSnapshot, loadTrainSnapshot, saveTrainSnapshot, snapshotMismatch } from './snapshot';
 import {
@@ -20,8 +21,6 @@ import {
   renderReport,
 } from './report';
 
-/** Metrics of one class after one task. */
-export type ClassMetrics = Record<ReportMetric, number | null>;
 
 /** What a run keeps in the checkpoint to continue its result matrix after a resume. */
 export interface RunResults {
@@ -90,28 +89,18 @@ export async function evaluateClass(
 ) {
   const refs = await dataset.testFiles(className);
   const size = detector.config.imageSize;
-  const scores: number[] = [];
-  const rawScores: number[] = [];
-  const labels: number[] = [];
-  const maps: Float32Array[] = [];
-  const masks: Uint8Array[] = [];
-  let routedRight = 0;
+  const detections: Detection[] = [];
+  const tests: Sample[] = [];
   const samples: ReportSample[] = [];
   const batch = detector.config.inferenceBatch;
   for (let i = 0; i < refs.length; i += batch) {
     const chunk = await Promise.all(refs.slice(i, i + batch).map((r) => dataset.load(r)));
-    const detections = detector.detect(
+    const found = detector.detect(
       chunk.map((s) => s.image),
       { reconstructions: true },
     );
-    detections.forEach((d, j) => {
+    found.forEach((d, j) => {
       const s = chunk[j]!;
-      scores.push(d.score);
-      rawScores.push(d.rawScore);
-      labels.push(s.label);
-      maps.push(d.map);
-      masks.push(s.mask);
-      if (d.className === className) routedRight++;
       // Keep the first good and the first two defective images for the report's grid.
       const wanted = s.label === 1 ? samples.filter((x) => x.label === 1).length < 2 : samples.filter((x) => x.label === 0).length < 1;
       if (wanted) {
@@ -127,22 +116,17 @@ export async function evaluateClass(
           mask: s.mask,
         });
       }
+      // The reconstruction was needed for the grid only.
+      detections.push({ ...d, reconstruction: undefined });
+      tests.push(s);
     });
     onDone(Math.min(i + batch, refs.length), refs.length);
   }
-  const m = evaluateDetections({
-    imageScores: scores,
-    imageLabels: labels,
-    pixelScores: maps,
-    pixelMasks: masks,
-    width: size,
-    height: size,
-  });
-  const metrics = {} as ClassMetrics;
-  for (const k of REPORT_METRICS) {
-    const v = (m as unknown as Record<string, number | undefined>)[k];
-    metrics[k] = v === undefined || !Number.isFinite(v) ? null : v;
-  }
+  const metrics = classMetrics(detections, tests, size);
+  const scores = detections.map((d) => d.score);
+  const rawScores = detections.map((d) => d.rawScore);
+  const labels = tests.map((t) => t.label);
+  const routedRight = detections.filter((d) => d.className === className).length;
   return { metrics, scores, rawScores, labels, routedRight, count: refs.length, samples };
 }
 

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { loadMvtec } from '@ofm/datasets';
+import { type Sample, loadMvtec } from '@ofm/datasets';
+import { auroc } from '@ofm/metrics';
 import { initBackend, tf } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContinualDetector } from '../src/detector';
@@ -82,6 +83,19 @@ describe('ContinualDetector', () => {
     const a = det.detect(imgs);
     const b = again.detect(imgs);
     expect(b.map((d) => d.score)).toEqual(a.map((d) => d.score));
+
+    // evaluate(): the class's metrics from its detections, the task's mean, routing.
+    const ds = await loadMvtec(root, { size: 24 });
+    const tests: Sample[] = [];
+    for await (const s of ds.test('chip')) tests.push(s);
+    const evaluation = again.evaluate(new Map([['chip', tests]]));
+    const scores = again.detect(tests.map((t) => t.image)).map((d) => d.score);
+    expect(evaluation.classes.chip!.image_auroc).toBe(auroc(scores, tests.map((t) => t.label)));
+    expect(evaluation.classes.chip!.pixel_auroc).toBeGreaterThan(0);
+    expect(evaluation.tasks).toEqual([{ index: 0, classes: ['chip'], metrics: evaluation.classes.chip }]);
+    expect(evaluation.routingAccuracy).toBe(1);
+    expect(det.evaluate(new Map([['chip', tests]]))).toEqual(evaluation);
+    expect(() => again.evaluate(new Map([['tiles', tests]]))).toThrow(/'tiles' was never learned \(learned: chip\)/);
     det.dispose();
     again.dispose();
   });
