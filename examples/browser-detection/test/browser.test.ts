@@ -1,7 +1,7 @@
 // The browser example end to end: train the page's model in Node, bundle the page with Vite,
 // serve the bundle, and in headless Chromium (Debian's `chromium` through playwright-core) pick a
 // good and a defective image. The page must score both exactly as the same checkpoint does in Node.
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -23,7 +23,11 @@ beforeAll(async () => {
   execFileSync(process.execPath, ['--import', 'tsx', 'scripts/make-model.ts', publicDir], { cwd: ROOT, stdio: 'inherit' });
   await build({ root: ROOT, publicDir, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
   server = await preview({ root: ROOT, build: { outDir }, preview: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
+  // Debian's chromium (apt-get install -y chromium) or OFM_CHROMIUM; the flags of DEVELOPERS.md.
+  const executablePath = process.env.OFM_CHROMIUM ?? '/usr/bin/chromium';
+  if (!existsSync(executablePath)) throw new Error(`${executablePath} not found: install Debian's chromium (apt-get install -y chromium) or set OFM_CHROMIUM`);
+  const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+  browser = await chromium.launch({ executablePath, args });
 });
 
 afterAll(async () => {
