@@ -1,4 +1,5 @@
 /** Helpers the `ofm` commands share: option parsing, progress on stderr, Ctrl-C and SIGTERM handling. */
+import { rmSync } from 'node:fs';
 import { CliError, EXIT } from './errors';
 
 /** Parse an integer option; a clear error names the flag and the accepted range. */
@@ -128,4 +129,22 @@ export function isAbort(err: unknown): boolean {
 export function interruptExitCode(err: unknown): number {
   const signal = (err as { signal?: NodeJS.Signals }).signal;
   return signal ? signalExitCode(signal) : EXIT.interrupted;
+}
+
+/**
+ * Until the returned function is called, Ctrl-C (SIGINT) or SIGTERM removes `path` (a temporary
+ * file or folder) and exits with 130 or 143: a command stopped while it writes leaves nothing
+ * half-written behind.
+ */
+export function removeOnInterrupt(path: string): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    rmSync(path, { recursive: true, force: true });
+    process.exit(signalExitCode(signal));
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
 }

@@ -265,3 +265,35 @@ describe('ofm detect on odd and broken images', () => {
     expect(tally.fuzzCrashes).toBe(0);
   });
 });
+
+describe('ofm detect stopped while it writes', () => {
+  it('removes its half-written outputs on Ctrl-C and exits 130', async () => {
+    // Many copies of one image: the overlays take long enough to write that the signal lands then.
+    const image = join(data, 'tiles', 'test', 'good', '000.png');
+    const parent = join(dir, 'interrupted detect');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(parent);
+    const out = join(parent, 'out');
+    const proc = spawn(process.execPath, [bin, 'detect', ...Array<string>(400).fill(image), '--ckpt', reference, '--out', out], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    proc.stderr!.on('data', (chunk) => {
+      stderr += String(chunk);
+    });
+    const exited = new Promise<number | null>((done) => proc.on('exit', (code) => done(code)));
+    // Signal as soon as the temporary output folder exists (the outputs are being written).
+    let signalled = false;
+    const deadline = Date.now() + 120_000;
+    while (!signalled && proc.exitCode === null && Date.now() < deadline) {
+      if (readdirSync(parent).some((n) => n.includes('.tmp-'))) {
+        proc.kill('SIGINT');
+        signalled = true;
+      } else await new Promise((r) => setTimeout(r, 2));
+    }
+    const code = await exited;
+    expect(signalled, `detect ended before its outputs were written: ${stderr}`).toBe(true);
+    expect(code, stderr).toBe(130);
+    expect(readdirSync(parent)).toEqual([]);
+  });
+});

@@ -3,6 +3,7 @@ import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../errors';
+import { removeOnInterrupt } from '../util';
 import { loadForInference } from './run-shared';
 
 interface DetectCliOptions {
@@ -63,6 +64,8 @@ when every image was processed (a bad file leaves nothing behind).`,
         const outDir = resolve(o.out);
         const tmp = join(dirname(outDir), `.${basename(outDir)}.tmp-${process.pid}`);
         await rm(tmp, { recursive: true, force: true });
+        // Ctrl-C or SIGTERM while the outputs are written removes them: nothing half-written stays.
+        const release = removeOnInterrupt(tmp);
         await mkdir(tmp, { recursive: true });
         const used = new Set<string>();
         const entries: DetectJsonImage[] = [];
@@ -89,8 +92,12 @@ when every image was processed (a bad file leaves nothing behind).`,
           }
           const result = { checkpoint: resolve(o.ckpt), threshold, images: entries };
           await writeFile(join(tmp, 'scores.json'), `${JSON.stringify(result, null, 2)}\n`);
-          await mkdir(outDir, { recursive: true });
-          for (const f of await readdir(tmp)) await rename(join(tmp, f), join(outDir, f));
+          if (existsSync(outDir)) {
+            for (const f of await readdir(tmp)) await rename(join(tmp, f), join(outDir, f));
+          } else {
+            // A new output folder appears whole, in one rename.
+            await rename(tmp, outDir);
+          }
           if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
           else {
             for (const e of entries) {
@@ -100,6 +107,7 @@ when every image was processed (a bad file leaves nothing behind).`,
           }
         } finally {
           await rm(tmp, { recursive: true, force: true });
+          release();
         }
       } finally {
         detector.dispose();
