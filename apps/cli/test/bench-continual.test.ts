@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContinualDetector, type DetectorConfigInput } from '@ofm/detector';
 import { initBackend } from '@ofm/tensor';
-import { BENCH_METHOD_NAMES, type BenchJson, type RunResult, methodConfigInput } from '../src/commands/bench-continual';
+import { BENCH_METHOD_NAMES, type BenchJson, type BenchRow, type RunResult, compareMethods, methodConfigInput, representationPeak } from '../src/commands/bench-continual';
 import { TINY_CONFIG, ofm } from './helpers';
 
 let dir: string;
@@ -58,6 +58,39 @@ describe('the methods', () => {
     expect(summary('ofm-noamn')).toEqual(['update', 'isvd', false, 0]);
     expect(summary('ofm-noisvd')).toEqual(['update', 'naive', true, 1]);
     for (const d of Object.values(built)) d.dispose();
+  });
+});
+
+describe('representation memory', () => {
+  const record = (peakBytes: number, stateBytes?: number, blockBytes?: number) => ({
+    task: 0,
+    threshold: 0.99,
+    compression: 0.999,
+    samples: 10,
+    peakBytes,
+    stateBytes,
+    blockBytes,
+    explainedBefore: 0,
+    explainedAfter: 1,
+    added: 1,
+    refused: 0,
+    rank: 1,
+  });
+
+  it('is the states of all layers plus the largest block (layers fold one after another)', () => {
+    expect(representationPeak([record(130, 100, 30), record(70, 50, 20), undefined])).toBe(100 + 50 + 30);
+    // Records written before the split count each layer's whole peak.
+    expect(representationPeak([record(130), record(70, 50, 20)])).toBe(130 + 50 + 20);
+    expect(representationPeak([])).toBe(0);
+  });
+
+  it("is compared with the naive method's matrices, not its growing stack buffer", () => {
+    const row = (method: string, peak: number, matrices: number) => ({ method, image_auroc: 0.9, representation_peak_bytes: peak, representation_matrix_bytes: matrices }) as unknown as BenchRow;
+    const [memory, auroc] = compareMethods([row('ofm', 40, 1000), row('ofm-noisvd', 1800, 1000)]).slice(-2);
+    expect(memory!.claim).toContain('ofm vs ofm-noisvd');
+    expect(memory!.value).toBe(4);
+    expect(memory!.meets).toBe(true);
+    expect(auroc!.value).toBe(0);
   });
 });
 

@@ -78,6 +78,14 @@ export interface LayerBasisRecord {
    * `'isvd'` the running factor plus the block being folded in. This is the memory iSVD bounds.
    */
   peakBytes: number;
+  /**
+   * Of {@link peakBytes}: the most this layer's collector kept from one tap call to the next (the
+   * factor, or the stack), and its largest block, held only while it is folded in. Layers are fed
+   * one after another, so a task's representation memory is the sum of the states plus the largest
+   * block. Absent in checkpoints written before these were recorded.
+   */
+  stateBytes?: number;
+  blockBytes?: number;
   /** Fraction of the task's representation energy the basis explained before and after growing. */
   explainedBefore: number;
   explainedAfter: number;
@@ -272,6 +280,8 @@ export class GradientProjectionMemory {
         compression: collector.compression,
         samples: collector.factorizer.samplesSeen,
         peakBytes: collector.factorizer.peakBytesHeld,
+        stateBytes: collector.factorizer.peakStateBytes,
+        blockBytes: collector.factorizer.largestBlockBytes,
         explainedBefore: growth.explainedBefore,
         explainedAfter: growth.explainedAfter,
         added: growth.added,

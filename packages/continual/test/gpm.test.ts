@@ -134,6 +134,13 @@ describe('collecting representations through taps', () => {
       const inDim = isvd.memoryReport().find((r) => r.layer === layer)!.inDim;
       expect(naivePeak[layer]!.peakBytes).toBeGreaterThanOrEqual(4 * naivePeak[layer]!.samples * inDim);
       expect(isvdPeak[layer]!.peakBytes).toBeLessThan(naivePeak[layer]!.peakBytes);
+      // Split into the state kept between tap calls and the largest block (one call's rows).
+      for (const record of [isvdPeak[layer]!, naivePeak[layer]!]) {
+        expect(record.blockBytes).toBe((4 * record.samples * inDim) / 3);
+        expect(record.stateBytes).toBeLessThanOrEqual(record.peakBytes);
+      }
+      expect(naivePeak[layer]!.stateBytes).toBeGreaterThanOrEqual(4 * naivePeak[layer]!.samples * inDim);
+      expect(isvdPeak[layer]!.stateBytes! + isvdPeak[layer]!.blockBytes!).toBeGreaterThanOrEqual(isvdPeak[layer]!.peakBytes);
     }
     for (const layer of ['c1', 'c2', 'head']) {
       const a = isvd.basis(layer)!;

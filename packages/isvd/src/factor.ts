@@ -26,6 +26,16 @@ export interface RepresentationFactorizer {
   bytesHeld(): number;
   /** The largest {@link bytesHeld} reached so far, including blocks held while being folded in. */
   readonly peakBytesHeld: number;
+  /**
+   * The largest state kept from one push to the next (the factor and any buffered blocks, or the
+   * stack): what stays in memory for as long as a task is collected.
+   */
+  readonly peakStateBytes: number;
+  /**
+   * The largest block pushed, at float32 size (`4·rows·dim`): it is held only while it is folded
+   * in or copied, so layers that are fed one after another never hold theirs at the same time.
+   */
+  readonly largestBlockBytes: number;
   /** Blocks and samples (rows) pushed so far. */
   readonly blocksSeen: number;
   readonly samplesSeen: number;

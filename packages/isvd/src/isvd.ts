@@ -120,6 +120,8 @@ export class IncrementalSvd implements RepresentationFactorizer {
   private energySum = 0;
   private updateCount = 0;
   private peak = 0;
+  private statePeak = 0;
+  private largestBlock = 0;
 
   constructor(options: IncrementalSvdOptions) {
     const { dim } = options;
@@ -198,6 +200,14 @@ export class IncrementalSvd implements RepresentationFactorizer {
     return this.peak;
   }
 
+  get peakStateBytes(): number {
+    return this.statePeak;
+  }
+
+  get largestBlockBytes(): number {
+    return this.largestBlock;
+  }
+
   /** Bytes held now: the float64 factor and the pending-block buffer. */
   bytesHeld(): number {
     return this.u.byteLength + this.s.byteLength + this.pending.byteLength;
@@ -214,9 +224,11 @@ export class IncrementalSvd implements RepresentationFactorizer {
     this.samples += b.rows;
     this.energySum += sumOfSquares(b.data);
     if (b.rows === 0) return;
+    const blockBytes = 4 * b.rows * b.cols;
+    if (blockBytes > this.largestBlock) this.largestBlock = blockBytes;
     if (this.blocksPerUpdate === 1) {
       // The caller's block is held while it is folded in: count it at float32 size, as a tap's is.
-      this.notePeak(this.bytesHeld() + 4 * b.rows * b.cols);
+      this.notePeak(this.bytesHeld() + blockBytes);
       this.fold(b);
       this.notePeak(this.bytesHeld());
       return;
@@ -276,10 +288,15 @@ export class IncrementalSvd implements RepresentationFactorizer {
     this.energySum = 0;
     this.updateCount = 0;
     this.peak = 0;
+    this.statePeak = 0;
+    this.largestBlock = 0;
   }
 
+  /** Record `bytes` held now; the state alone (without a block being folded) is `bytesHeld()`. */
   private notePeak(bytes: number): void {
     if (bytes > this.peak) this.peak = bytes;
+    const state = this.bytesHeld();
+    if (state > this.statePeak) this.statePeak = state;
   }
 
   private appendPending(b: Matrix): void {

@@ -38,6 +38,7 @@ export class StackedSvd implements RepresentationFactorizer {
   private blocks = 0;
   private energySum = 0;
   private peak = 0;
+  private largestBlock = 0;
 
   constructor(options: StackedSvdOptions) {
     const { dim } = options;
@@ -74,6 +75,15 @@ export class StackedSvd implements RepresentationFactorizer {
     return this.peak;
   }
 
+  /** The stack is the state: the same as {@link peakBytesHeld}. */
+  get peakStateBytes(): number {
+    return this.peak;
+  }
+
+  get largestBlockBytes(): number {
+    return this.largestBlock;
+  }
+
   /** Bytes of the stacking buffer (its capacity, which is what the process holds). */
   bytesHeld(): number {
     return this.data.byteLength;
@@ -84,6 +94,7 @@ export class StackedSvd implements RepresentationFactorizer {
     const b = asBlock(block, this.dim, 'StackedSvd.push');
     this.blocks += 1;
     this.energySum += sumOfSquares(b.data);
+    this.largestBlock = Math.max(this.largestBlock, 4 * b.rows * b.cols);
     const need = (this.rows + b.rows) * this.dim;
     if (need > this.data.length) {
       const grown = new Float32Array(Math.max(need, 2 * this.data.length));
@@ -118,5 +129,6 @@ export class StackedSvd implements RepresentationFactorizer {
     this.blocks = 0;
     this.energySum = 0;
     this.peak = 0;
+    this.largestBlock = 0;
   }
 }

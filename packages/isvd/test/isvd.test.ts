@@ -131,6 +131,13 @@ describe('IncrementalSvd memory', () => {
       // The data (rank 30) saturates the cap of 12, so the factor reaches its bound exactly.
       expect(isvd.rank).toBe(maxRank);
       expect(isvd.peakBytesHeld).toBeGreaterThanOrEqual(bound.factorBytes);
+      // The state kept between pushes is the factor (and the pending-block buffer, k blocks); with
+      // k = 1 the block comes on top only while it is folded in.
+      expect(isvd.largestBlockBytes).toBe(4 * rows * dim);
+      expect(isvd.peakStateBytes).toBeGreaterThanOrEqual(maxHeld);
+      expect(isvd.peakStateBytes).toBeLessThanOrEqual(isvd.peakBytesHeld);
+      expect(isvd.peakStateBytes).toBeLessThanOrEqual(k === 1 ? bound.factorBytes : bound.totalBytes);
+      if (k === 1) expect(isvd.peakBytesHeld).toBeGreaterThan(isvd.peakStateBytes);
       // Far below what stacking everything takes.
       expect(bound.totalBytes).toBeLessThan(0.1 * 4 * dim * rows * 150);
     }

@@ -26,6 +26,9 @@ import { Progress, integer, isAbort, withInterrupts } from '../util';
 import { describeRunProgress, initRuntime } from './run-shared';
 import { readConfigFile } from './train';
 
+/** One layer's consolidation record for one task (from the detector's GPM memory report). */
+type LayerBasisRecord = ReturnType<ContinualDetector['gpm']['memoryReport']>[number]['history'][number];
+
 /** What a method changes in the detector config, and what it stands for. */
 export interface BenchMethod {
   description: string;
@@ -598,6 +601,26 @@ async function runOne(planPath: string, id: string): Promise<void> {
 }
 
 /**
+ * The most representation memory a task's collection held at once. Layers are fed one after
+ * another, each folding (or stacking) its block before the next layer runs: the states all layers
+ * keep, summed, plus the largest block. Records from before the state / block split fall back to
+ * the per-layer peaks, summed (which counts every layer's block as if all were held together).
+ */
+export function representationPeak(records: (LayerBasisRecord | undefined)[]): number {
+  let states = 0;
+  let block = 0;
+  for (const r of records) {
+    if (!r) continue;
+    if (r.stateBytes === undefined || r.blockBytes === undefined) states += r.peakBytes;
+    else {
+      states += r.stateBytes;
+      block = Math.max(block, r.blockBytes);
+    }
+  }
+  return states + block;
+}
+
+/**
  * A run's numbers from its report and its memory: final averages and forgetting of each metric
  * (@ofm/metrics over the class-by-task matrices), the bases held at the end, and per task the
  * representation memory while it was collected (summed over layers, which collect at once).
@@ -616,7 +639,7 @@ export function summariseRun(
       train_seconds: t.trainSeconds,
       evaluate_seconds: null as number | null,
       basis_bytes: t.basisBytes,
-      representation_peak_bytes: records.reduce((a, r) => a + (r.h?.peakBytes ?? 0), 0),
+      representation_peak_bytes: representationPeak(records.map((r) => r.h)),
       representation_matrix_bytes: records.reduce((a, r) => a + 4 * r.inDim * (r.h?.samples ?? 0), 0),
     };
   });
@@ -758,13 +781,16 @@ export function compareMethods(rows: BenchRow[]): BenchComparison[] {
     const a = by(isvd);
     const b = by(naive);
     if (!a || !b) continue;
-    const ratio = a.representation_peak_bytes != null && b.representation_peak_bytes ? (100 * a.representation_peak_bytes) / b.representation_peak_bytes : null;
+    // Against the naive method's matrices themselves (4 bytes per entry), not its stack buffer,
+    // which may be up to twice as large as it grows: the ratio does not flatter iSVD.
+    const naiveBytes = b.representation_matrix_bytes;
+    const ratio = a.representation_peak_bytes != null && naiveBytes ? (100 * a.representation_peak_bytes) / naiveBytes : null;
     out.push({
       claim: `iSVD memory at most 5% of the naive representation (${isvd} vs ${naive})`,
       value: ratio,
       bar: '<= 5%',
       meets: ratio == null ? null : ratio <= 5,
-      detail: `representation peak ${bytes(a.representation_peak_bytes)} vs ${bytes(b.representation_peak_bytes)}; full representation matrices of ${isvd}: ${bytes(a.representation_matrix_bytes)}`,
+      detail: `representation peak of ${isvd} ${bytes(a.representation_peak_bytes)}; representation matrices of ${naive} ${bytes(naiveBytes)} (its peak with the stacking buffer: ${bytes(b.representation_peak_bytes)})`,
     });
     const diff = a.image_auroc == null || b.image_auroc == null ? null : 100 * Math.abs(a.image_auroc - b.image_auroc);
     out.push({
@@ -833,7 +859,7 @@ export function formatBenchMarkdown(r: BenchJson): string {
     '',
     'Metrics in %: the final average over all classes after the last task (image AUROC, pixel AUROC, pixel AP, AUPRO at FPR 0.3). ' +
       'Forgetting in points: for each class learned before the last task, its best result before the last task minus its final result, averaged (– where undefined: one task). ' +
-      '"Bases held": the GPM bases after the last task (float32). "Representation, peak": the most memory the per-layer representations held while one task was collected (summed over layers); ' +
+      '"Bases held": the GPM bases after the last task (float32). "Representation, peak": the most memory the representations held at once while one task was collected (the factors or stacks of all layers plus the largest block being folded in); ' +
       '"full representation": the size of the representation matrices collected for one task (4 · rows · input dimension, summed over layers), what a method must hold without iSVD.',
     '',
   ];
