@@ -33,6 +33,7 @@ const SILU_GAIN = 1.676;
 /** The name scope all AMN parameters live under. */
 export const AMN_SCOPE = 'amn';
 
+/** Options of {@link Amn.transform} and {@link Amn.forward}. */
 export interface AmnForwardOptions {
   /**
    * Receives each encoder layer's attention weights `[N, heads, T, T]` (softmax output, before

@@ -8,7 +8,9 @@
  */
 import { type Ctx, dense, dropout, scope, tf } from '@ofm/tensor';
 
+/** Options of {@link maskedSelfAttention}. */
 export interface MaskedAttentionOptions {
+  /** Number of heads; must divide the channel count C. */
   heads: number;
   /** `[T, C]` positional embedding added to the input of the query/key projection. */
   pos?: tf.Tensor2D;

@@ -160,6 +160,11 @@ interface Collector {
 const GPM_FORMAT = 'ofm-gpm';
 const GPM_VERSION = 1;
 
+/**
+ * Per-layer orthonormal bases of earlier tasks' input subspaces for the protected conv and dense
+ * weights of a `ParamStore`, with the tap that collects representations, the consolidation
+ * that grows the bases, and the projections that keep later updates orthogonal to them.
+ */
 export class GradientProjectionMemory {
   readonly params: ParamStore;
   private readonly selector: LayerSelector | undefined;

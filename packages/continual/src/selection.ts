@@ -9,7 +9,7 @@ import type { ParamInfo } from '@ofm/tensor';
  * - a list of layer names (`unet.input.0.conv`; a parameter name such as `unet.input.0.conv.weight`
  *   is accepted too),
  * - a RegExp tested against the layer name,
- * - or a predicate on the weight's {@link ParamInfo}.
+ * - or a predicate on the weight's `ParamInfo` (@ofm/tensor).
  * Only conv and dense weights can be protected (they are the layers that report taps).
  */
 export type LayerSelector = readonly string[] | RegExp | ((info: ParamInfo) => boolean);

@@ -9,6 +9,7 @@
 
 /** Anything that yields uniform numbers in [0, 1), e.g. `new Rng(seed)` from @ofm/tensor. */
 export interface RandomSource {
+  /** The next number of the stream, uniform in [0, 1); each call advances the source. */
   uniform(): number;
 }
 

@@ -7,6 +7,10 @@ import type { AmnConfig } from '@ofm/amn';
 import type { FactorizerKind } from '@ofm/continual';
 import type { ScheduleKind, UNetConfig } from '@ofm/diffusion';
 
+/**
+ * Everything that defines a detector: image size, UNet and AMN shapes, noise schedule, training,
+ * reconstruction, anomaly-map, continual-learning and validation settings, and the seed.
+ */
 export interface DetectorConfig {
   /** Images are resized to this square size (pixels). */
   imageSize: number;

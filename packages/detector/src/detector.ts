@@ -84,13 +84,21 @@ export interface TaskImages {
   images: Map<string, Float32Array[]>;
 }
 
+/** The phases of {@link ContinualDetector.learnTask}, in order: training, per-class start-timestep selection, consolidation. */
 export type LearnPhase = 'train' | 'select' | 'consolidate';
 
+/**
+ * One progress report of {@link ContinualDetector.learnTask}: `done` of `total` units of the current
+ * phase (optimiser steps for 'train'; one class's start-timestep candidates for 'select'; images
+ * run through the inference path for 'consolidate').
+ */
 export interface LearnProgress {
   phase: LearnPhase;
+  /** 0-based index of the task. */
   task: number;
   done: number;
   total: number;
+  /** Loss of the step just taken ('train' only). */
   loss?: number;
   /** Seconds since the phase started. */
   elapsed: number;
@@ -119,7 +127,9 @@ export class TrainingFaultError extends Error {
   }
 }
 
+/** Options of {@link ContinualDetector.learnTask}. */
 export interface LearnOptions {
+  /** Called after every accepted training step, every start-timestep candidate scored and every consolidation batch. */
   onProgress?: (p: LearnProgress) => void;
   /**
    * Aborting stops between steps with an `AbortError` (after a last snapshot when `snapshots` is
@@ -150,6 +160,12 @@ export interface Detection {
   reconstruction?: Float32Array;
 }
 
+/**
+ * A continual anomaly detector: a UNet and an optional AMN in one parameter store, a noise
+ * schedule, a gradient projection memory and a feature extractor, plus the classes and tasks
+ * learned so far. {@link ContinualDetector.learnTask} adds a task; {@link ContinualDetector.detect}
+ * scores images of any learned class.
+ */
 export class ContinualDetector {
   readonly config: DetectorConfig;
   readonly params: ParamStore;
@@ -647,6 +663,10 @@ export class ContinualDetector {
     return evaluateDetector(this, tests);
   }
 
+  /**
+   * Release the model's parameters, the projection memory and the feature extractor (a
+   * caller-supplied one too); the detector is unusable afterwards.
+   */
   dispose(): void {
     this.gpm.dispose();
     this.params.dispose();

@@ -13,8 +13,11 @@ import { tf } from '@ofm/tensor';
  * Called inside `tf.tidy`: return new tensors, keep nothing.
  */
 export interface FeatureExtractor {
+  /** A short identifier of the extractor (e.g. `filterbank`, `pixel`), used in error messages. */
   readonly name: string;
+  /** The feature maps `[N, h, w, C]` of images `[N, H, W, 3]` in [0, 1]; new tensors, one or more. */
   extract(images: tf.Tensor4D): tf.Tensor4D[];
+  /** Release what the extractor holds (e.g. a loaded model); the detector calls it from its own `dispose`. */
   dispose?(): void;
 }
 
@@ -66,8 +69,9 @@ function stencil(x: tf.Tensor4D, taps: number[]): tf.Tensor4D {
   return tf.conv2d(padded, tf.tensor4d(taps, [3, 3, 1, 1]), 1, 'valid');
 }
 
+/** Options of {@link FilterBankExtractor}. */
 export interface FilterBankOptions {
-  /** Gaussian scales (pixels at the model's image size). */
+  /** Gaussian scales (pixels at the model's image size; default [1, 2, 4]). */
   sigmas?: number[];
 }
 
@@ -86,6 +90,10 @@ export class FilterBankExtractor implements FeatureExtractor {
     }
   }
 
+  /**
+   * One map `[N, H, W, 5]` per sigma, in `sigmas` order: blurred RGB, gradient magnitude and
+   * Laplacian of the blurred luminance, the last two scaled by sigma/4 and sigma².
+   */
   extract(images: tf.Tensor4D): tf.Tensor4D[] {
     return this.sigmas.map((sigma) =>
       tf.tidy(() => {
@@ -105,6 +113,7 @@ export class FilterBankExtractor implements FeatureExtractor {
 /** The raw pixels as the only feature map (plain pixel L2 distance). */
 export class PixelExtractor implements FeatureExtractor {
   readonly name = 'pixel';
+  /** A single map: a copy of the images, `[N, H, W, 3]`. */
   extract(images: tf.Tensor4D): tf.Tensor4D[] {
     return [tf.clone(images)];
   }

@@ -128,9 +128,13 @@ export function matrixHeatmapSvg(
   return parts.join('\n');
 }
 
+/** One line of {@link lineChartSvg}. */
 export interface LineSeries {
+  /** Legend label. */
   name: string;
+  /** One y value per x label (task); null or non-finite entries are left out. */
   values: (number | null)[];
+  /** SVG stroke colour (default: the next colour of a six-colour palette). */
   color?: string;
 }
 

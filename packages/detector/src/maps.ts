@@ -5,10 +5,11 @@
 import { tf } from '@ofm/tensor';
 import { type FeatureExtractor, gaussianBlur } from './features';
 
+/** Options of {@link anomalyMap}. */
 export interface AnomalyMapOptions {
-  /** How per-layer distance maps combine (the reference multiplies them; mean is steadier). */
+  /** How per-layer distance maps combine (default 'mean'; the reference multiplies them, mean is steadier). */
   aggregate?: 'mean' | 'sum' | 'product';
-  /** Gaussian smoothing of the final map, in pixels at the image size (0 = none). */
+  /** Gaussian smoothing of the final map, in pixels at the image size (default 2; 0 = none). */
   blurSigma?: number;
 }
 

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { tf } from '@ofm/tensor';
 import type { FeatureExtractor } from './features';
 
+/** Options of {@link TfjsModelExtractor.load}: where the model is, which layers to tap, and input preprocessing. */
 export interface TfjsModelExtractorOptions {
   /** Directory holding `model.json`, or the path of the `model.json` itself. */
   path: string;
@@ -18,6 +19,7 @@ export interface TfjsModelExtractorOptions {
   inputSize?: number;
   /** Per-channel normalisation applied after scaling to `inputRange` (default ImageNet mean/std). */
   mean?: [number, number, number];
+  /** Per-channel divisor applied after subtracting `mean` (default ImageNet std). */
   std?: [number, number, number];
   /** The range the model expects before mean/std (default [0, 1]). */
   inputRange?: [number, number];
@@ -118,6 +120,10 @@ export class TfjsModelExtractor implements FeatureExtractor {
     return new TfjsModelExtractor(run, opts, model);
   }
 
+  /**
+   * The outputs of the tapped layers, in `layers` order, for images `[N, H, W, 3]` in [0, 1]
+   * (resized, rescaled and normalised as configured). Throws if a tapped output is not rank 4.
+   */
   extract(images: tf.Tensor4D): tf.Tensor4D[] {
     return tf.tidy(() => {
       let x: tf.Tensor4D = images;
@@ -134,6 +140,7 @@ export class TfjsModelExtractor implements FeatureExtractor {
     });
   }
 
+  /** Release the loaded model's weights; the extractor is unusable afterwards. */
   dispose(): void {
     this.model.dispose();
   }

@@ -12,7 +12,9 @@ import type { FeatureExtractor } from './features';
 import { ContinualDetector, type LearnedClass, type TaskRecord } from './detector';
 import { assignWeights } from './weights';
 
+/** The `format` tag of a detector checkpoint's manifest meta; loading refuses any other. */
 export const DETECTOR_FORMAT = 'ofm-detector';
+/** The detector checkpoint format version this package writes, and the only one it loads. */
 export const DETECTOR_FORMAT_VERSION = 1;
 
 /** The `meta` of a detector checkpoint's manifest. */
@@ -30,6 +32,7 @@ export interface DetectorMeta {
   results?: unknown;
 }
 
+/** Options of {@link saveDetector}. */
 export interface SaveDetectorOptions {
   /** Results to store beside the model (e.g. the continual evaluation so far). */
   results?: unknown;

@@ -8,13 +8,20 @@ export const REPORT_FORMAT_VERSION = 1;
 
 /** The metrics reported per class and task (keys as in @ofm/metrics' evaluateDetections). */
 export const REPORT_METRICS = ['image_auroc', 'image_ap', 'pixel_auroc', 'pixel_ap', 'pixel_aupro'] as const;
+/** One of the {@link REPORT_METRICS} keys. */
 export type ReportMetric = (typeof REPORT_METRICS)[number];
 
+/** One learned task in a {@link ContinualReport}, taken from the detector's task record. */
 export interface ReportTask {
+  /** 0-based task index. */
   index: number;
+  /** The task's classes. */
   classes: string[];
+  /** Optimiser steps taken. */
   steps: number;
+  /** Training wall-clock time, in seconds. */
   trainSeconds: number;
+  /** Mean training loss over the last 10% of steps. */
   finalLoss: number;
   /** Start timestep chosen on the validation split (per class). */
   tStart: Record<string, number>;
@@ -23,12 +30,22 @@ export interface ReportTask {
   basisBytes: number;
 }
 
+/**
+ * The report of a continual run (`report.json`): the run's settings, the tasks learned, per-class
+ * and per-task metric matrices after each task, and the averages and forgetting after each task.
+ */
 export interface ContinualReport {
+  /** {@link REPORT_FORMAT_VERSION} of the code that wrote it. */
   formatVersion: number;
+  /** When the report was built (ISO 8601). */
   createdAt: string;
+  /** The tfjs backend of the run. */
   backend: string;
+  /** The detector's seed. */
   seed: number;
+  /** Whether gradient projection protected earlier tasks (`continual.projection` not 'none'). */
   projection: boolean;
+  /** The tasks learned so far, in order. */
   tasks: ReportTask[];
   /** Every class, in the order learned. */
   classes: string[];

@@ -31,6 +31,10 @@ export interface RunResults {
   seed: number;
 }
 
+/**
+ * An event of {@link runContinual}, told to {@link RunOptions.onProgress}; `kind` says which, `task`
+ * is the 0-based task it concerns and `tasks` the number of tasks in the run.
+ */
 export type RunProgress =
   | (LearnProgress & { kind: 'learn'; tasks: number })
   | { kind: 'load'; task: number; tasks: number; className: string; done: number }
@@ -45,9 +49,13 @@ export type RunProgress =
   /** Something the user should know that changes nothing (a stale lock taken over, a snapshot discarded). */
   | { kind: 'notice'; task: number; tasks: number; message: string };
 
+/** Options of {@link runContinual}. */
 export interface RunOptions {
+  /** Where the training and test images come from. */
   dataset: AnomalyDataset;
+  /** The class names of each task, in learning order; tasks the detector already learned are skipped. */
   tasks: string[][];
+  /** The detector to train (fresh, or loaded from the checkpoint in `out` to resume). */
   detector: ContinualDetector;
   /** Checkpoint directory, rewritten atomically after each task. */
   out: string;
@@ -57,7 +65,9 @@ export interface RunOptions {
   evaluate?: boolean;
   /** Normal test images per class also shown in the report's sample grid (with one defective). */
   reportSamples?: number;
+  /** Receives every {@link RunProgress} event (loading, learning, evaluation, snapshots, faults, saves, notices). */
   onProgress?: (p: RunProgress) => void;
+  /** Aborting stops the run with an `AbortError` at the next check (between training steps, classes and tasks). */
   signal?: AbortSignal;
   /**
    * Mid-task snapshots into `<out>/snapshot/` (default: every 60 s of training, at its end and on

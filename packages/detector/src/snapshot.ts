@@ -15,7 +15,9 @@ import type { ContinualDetector, TaskRecord } from './detector';
 
 /** Name of the snapshot directory inside a checkpoint directory. */
 export const SNAPSHOT_DIR = 'snapshot';
+/** The `format` tag of a training snapshot's manifest meta. */
 export const SNAPSHOT_FORMAT = 'ofm-train-snapshot';
+/** The snapshot format version this package writes, and the only one {@link loadTrainSnapshot} accepts. */
 export const SNAPSHOT_FORMAT_VERSION = 1;
 
 /** Where a task's training stands: plain data. */

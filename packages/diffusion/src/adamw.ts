@@ -11,11 +11,15 @@
  */
 import { tf } from '@ofm/tensor';
 
+/** Options of {@link AdamW}. */
 export interface AdamWOptions {
   /** Learning rate (default 1e-4). Mutable later through {@link AdamW.lr}. */
   lr?: number;
+  /** Decay rate of the first-moment average m, in [0, 1) (default 0.9). */
   beta1?: number;
+  /** Decay rate of the second-moment average v, in [0, 1) (default 0.999). */
   beta2?: number;
+  /** Added to the bias-corrected sqrt(v) in the denominator (default 1e-8). */
   eps?: number;
   /** Decoupled weight decay λ (default 0.01, as PyTorch). */
   weightDecay?: number;
@@ -31,7 +35,12 @@ interface Slot {
 
 const STATE_PREFIX = 'adamw';
 
+/**
+ * An AdamW optimiser over named variables, keeping per-parameter moments m and v as float32
+ * variables of the parameter's shape; {@link AdamW.update} changes the variables in place.
+ */
 export class AdamW {
+  /** Learning rate of the next update; may be changed between updates (e.g. by a schedule). */
   lr: number;
   readonly beta1: number;
   readonly beta2: number;
@@ -137,6 +146,7 @@ export class AdamW {
     }
   }
 
+  /** Release every parameter's moment tensors (as {@link AdamW.reset}); a later update starts from zero moments. */
   dispose(): void {
     this.reset();
   }

@@ -15,6 +15,7 @@ import { Rng, type TapFn, tf } from '@ofm/tensor';
 import type { NoiseSchedule } from './schedule';
 import type { NoisePredictor } from './unet';
 
+/** Options of {@link ddimLoop} and {@link sample}. */
 export interface DdimOptions {
   /** 0 (default): deterministic DDIM; 1: DDPM-like ancestral noise. */
   eta?: number;
@@ -31,10 +32,11 @@ export interface DdimOptions {
   tap?: TapFn;
 }
 
+/** Options of {@link reconstruct}: the DDIM options plus the noise level and the timesteps. */
 export interface ReconstructOptions extends DdimOptions {
   /** Timestep the input is noised to (integer in `[0, T)`). */
   tStart: number;
-  /** Number of DDIM steps (UNet calls); ignored when `timesteps` is given. */
+  /** Number of DDIM steps (UNet calls, default 10); ignored when `timesteps` is given. */
   steps?: number;
   /** Explicit descending UNet timesteps (each `<= tStart`), overriding the rule above. */
   timesteps?: readonly number[];

@@ -4,6 +4,7 @@
  */
 import { tf } from '@ofm/tensor';
 
+/** Options of {@link Ema}. */
 export interface EmaOptions {
   /** Decay d (default 0.999). */
   decay?: number;
@@ -16,6 +17,10 @@ export interface EmaOptions {
 
 const STATE_PREFIX = 'ema';
 
+/**
+ * Shadow copies (non-trainable variables) of named parameters, averaged by
+ * {@link Ema.update} and swapped in by {@link Ema.withAverages} or {@link Ema.copyToParams}.
+ */
 export class Ema {
   readonly decay: number;
   readonly warmup: boolean;
@@ -113,6 +118,7 @@ export class Ema {
     }
   }
 
+  /** Release the shadow variables and stop tracking every parameter; the parameters themselves are untouched. */
   dispose(): void {
     for (const s of this.shadows.values()) s.dispose();
     this.shadows.clear();

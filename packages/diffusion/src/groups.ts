@@ -48,6 +48,7 @@ export interface ProtectedLayer {
   outDim: number;
 }
 
+/** Options of {@link trainableParams} and {@link protectedLayers}: which parameters, under which policy. */
 export interface ParamSelection {
   /** Name prefix of the UNet's parameters (default `unet`). */
   prefix?: string;

@@ -9,7 +9,9 @@ import { tf } from '@ofm/tensor';
 /** `linear`: DDPM betas; `scaled-linear`: latent/stable diffusion betas; `cosine`: improved DDPM. */
 export type ScheduleKind = 'linear' | 'scaled-linear' | 'cosine';
 
+/** Options of {@link NoiseSchedule}. */
 export interface ScheduleOptions {
+  /** Beta schedule (default 'linear'). */
   kind?: ScheduleKind;
   /** Number of diffusion timesteps T (default 1000). */
   timesteps?: number;
@@ -26,6 +28,10 @@ export interface ScheduleOptions {
 /** Timesteps for a batch: one per sample, or one number for the whole batch. */
 export type Timesteps = number | readonly number[] | Int32Array;
 
+/**
+ * A fixed schedule of T betas and their cumulative products ᾱ_t (float64), with the forward
+ * noising {@link NoiseSchedule.qSample} and timestep validation. Holds no tensors.
+ */
 export class NoiseSchedule {
   readonly kind: ScheduleKind;
   /** Number of timesteps T. */

@@ -76,19 +76,25 @@ export type GradientHook = (grads: Readonly<Record<string, tf.Tensor>>, info: Ho
  */
 export type UpdateHook = (deltas: Readonly<Record<string, tf.Tensor>>, info: HookInfo) => Record<string, tf.Tensor> | undefined;
 
+/** Options of {@link DiffusionTrainer}. */
 export interface DiffusionTrainerOptions {
+  /** The noise-prediction UNet to train (its parameters are created if missing). */
   unet: UNet;
+  /** Noise schedule the timesteps are drawn from and the batch is noised with. */
   schedule: NoiseSchedule;
   /** UNet parameters to train (default: all of them, i.e. the first-task group). */
   trainable?: readonly string[];
   /** Further parameters optimised together with the UNet. Names must not clash across stores. */
   extra?: readonly ParamSource[];
+  /** AdamW settings (defaults: those of {@link AdamWOptions}). */
   optimizer?: AdamWOptions;
   /** Keep an exponential moving average of the trained parameters. */
   ema?: EmaOptions;
   /** Clip the global gradient norm to this value (after `transformGradients`). */
   clipGradNorm?: number;
+  /** Gradient hook run before clipping (e.g. gradient projection); see {@link GradientHook}. */
   transformGradients?: GradientHook;
+  /** Hook on the weight change after each AdamW update; see {@link UpdateHook}. */
   transformUpdate?: UpdateHook;
   /** Seed of the timesteps and noise (default 0). */
   seed?: number;
@@ -101,6 +107,7 @@ export interface DiffusionTrainerOptions {
   microBatch?: number;
 }
 
+/** Options of {@link DiffusionTrainer.step} and {@link DiffusionTrainer.computeGradients}. */
 export interface StepOptions {
   /**
    * Control map for the UNet: a tensor, or a function evaluated inside the gradient tape (so the
@@ -119,6 +126,7 @@ export interface StepOptions {
   noise?: tf.Tensor4D;
 }
 
+/** Wall-clock time of the phases of one {@link DiffusionTrainer.step}, in milliseconds. */
 export interface StepTimings {
   /** Forward and backward pass, loss read-back included. */
   gradientsMs: number;
@@ -126,15 +134,19 @@ export interface StepTimings {
   gradientHookMs: number;
   /** AdamW, `transformUpdate` and EMA. */
   updateMs: number;
+  /** The whole step. */
   totalMs: number;
 }
 
+/** What one {@link DiffusionTrainer.step} did: its index, losses (batch means), gradient norm and timings. */
 export interface StepResult {
   /** The step's index (0-based). */
   step: number;
   /** Total loss: diffusion loss plus the extra term. */
   loss: number;
+  /** The epsilon-prediction MSE. */
   diffusionLoss: number;
+  /** The `extraLoss` term, when {@link StepOptions.extraLoss} was given. */
   extraLoss?: number;
   /** Global gradient norm after `transformGradients`, before clipping. */
   gradNorm: number;
@@ -176,14 +188,25 @@ export class NonFiniteError extends Error {
   }
 }
 
+/**
+ * What {@link DiffusionTrainer.computeGradients} returns: the batch's losses (with `microBatch`,
+ * the size-weighted means over slices) and the summed gradients.
+ */
 export interface Gradients {
+  /** Total loss: diffusion loss plus the extra term. */
   loss: number;
+  /** The epsilon-prediction MSE. */
   diffusionLoss: number;
+  /** The `extraLoss` term, when one was given. */
   extraLoss?: number;
   /** Gradients by parameter name (only parameters the loss depends on). The caller owns them. */
   grads: Record<string, tf.Tensor>;
 }
 
+/**
+ * Trains a UNet (and any extra parameters) with the DDPM epsilon-prediction loss: owns the AdamW
+ * optimiser, the optional EMA and the step counter that seeds each step's timesteps and noise.
+ */
 export class DiffusionTrainer {
   readonly unet: UNet;
   readonly schedule: NoiseSchedule;

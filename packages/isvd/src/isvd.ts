@@ -173,6 +173,7 @@ export class IncrementalSvd implements RepresentationFactorizer {
     return this.blocks;
   }
 
+  /** Samples (block rows, i.e. representation vectors) pushed since construction or the last reset. */
   get samplesSeen(): number {
     return this.samples;
   }

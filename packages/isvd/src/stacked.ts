@@ -63,6 +63,7 @@ export class StackedSvd implements RepresentationFactorizer {
     return this.blocks;
   }
 
+  /** Samples (block rows, i.e. representation vectors) pushed since construction or the last reset. */
   get samplesSeen(): number {
     return this.rows;
   }

@@ -14,6 +14,7 @@ export interface RankedScores {
 
 /** Scores and labels: two flat arrays, or two lists of per-image arrays (pixel maps and masks). */
 export type ScoreInput = Scores | ReadonlyArray<Scores>;
+/** Labels matching a {@link ScoreInput}: one flat array, or one array per image in the same order. */
 export type LabelInput = Labels | ReadonlyArray<Labels>;
 
 function chunks<T>(value: ArrayLike<T> | ReadonlyArray<ArrayLike<T>>): ReadonlyArray<ArrayLike<T>> {

@@ -24,8 +24,13 @@ export interface TapEvent {
   input: tf.Tensor2D;
   weightShape: number[];
 }
+/** A callback that receives each conv and dense layer's input matrix (see {@link TapEvent}). */
 export type TapFn = (event: TapEvent) => void;
 
+/**
+ * What a layer function is called with: the parameter store, the current name prefix, an optional
+ * tap, training mode and a generator for dropout. Build one with {@link context} and {@link scope}.
+ */
 export interface Ctx {
   readonly params: ParamStore;
   /** Dotted name prefix of the current scope ('' at the root). */
@@ -54,13 +59,17 @@ function join(prefix: string, name: string): string {
 /** Padding of a conv: 'same' / 'valid' as in TensorFlow, or a symmetric pixel count as in PyTorch. */
 export type ConvPadding = 'same' | 'valid' | number;
 
+/** Options of {@link conv2d}. */
 export interface Conv2dOptions {
+  /** Number of output channels. */
   filters: number;
   /** Square kernel size (default 3). */
   kernelSize?: number;
+  /** Step in pixels along both spatial axes (default 1). */
   stride?: number;
   /** Default: PyTorch-style symmetric `floor(kernelSize / 2)`. */
   padding?: ConvPadding;
+  /** Whether the layer has a bias (default true). */
   bias?: boolean;
   /** 'zeros' starts the layer as a no-op (used for control projections). */
   init?: 'default' | 'zeros';
@@ -173,9 +182,13 @@ function explicitPad(p: number): [[number, number], [number, number], [number, n
       ];
 }
 
+/** Options of {@link dense}. */
 export interface DenseOptions {
+  /** Output width. */
   units: number;
+  /** Whether the layer has a bias (default true). */
   bias?: boolean;
+  /** 'zeros' initialises weight and bias to zero; the default is U(-1/sqrt(in), 1/sqrt(in)). */
   init?: 'default' | 'zeros';
 }
 
@@ -290,7 +303,9 @@ export function dropout<T extends tf.Tensor>(ctx: Ctx, x: T, rate: number): T {
   return tf.mul(x, tf.div(tf.cast(keep, 'float32'), 1 - rate));
 }
 
+/** Options of {@link multiHeadAttention}. */
 export interface AttentionOptions {
+  /** Number of heads; must divide the channel count. */
   heads: number;
   /** Additive mask `[T, T]` (0 = attend, a large negative number = blocked), shared by all heads. */
   mask?: tf.Tensor2D;

@@ -28,6 +28,11 @@ export interface ParamInfo {
   layerKind: 'conv' | 'dense' | 'norm' | 'other';
 }
 
+/**
+ * Named float32 variables created on first request, with per-parameter metadata. Initial values
+ * come from a generator seeded by the constructor's `seed`, so the same seed and call order give
+ * the same parameters.
+ */
 export class ParamStore {
   private readonly vars = new Map<string, tf.Variable>();
   private readonly infos = new Map<string, ParamInfo>();
@@ -58,6 +63,7 @@ export class ParamStore {
     return v;
   }
 
+  /** Whether a parameter named `name` has been created. */
   has(name: string): boolean {
     return this.vars.has(name);
   }
@@ -69,6 +75,7 @@ export class ParamStore {
     return v;
   }
 
+  /** The metadata of parameter `name`; throws when it does not exist. */
   info(name: string): ParamInfo {
     const i = this.infos.get(name);
     if (!i) throw new Error(`no parameter named '${name}'`);
@@ -80,6 +87,7 @@ export class ParamStore {
     return [...this.vars.keys()];
   }
 
+  /** The metadata of every parameter, in creation order. */
   infosList(): ParamInfo[] {
     return [...this.infos.values()];
   }
@@ -120,6 +128,7 @@ export class ParamStore {
     return out;
   }
 
+  /** Dispose every parameter variable and forget all names; the store is empty afterwards. */
   dispose(): void {
     for (const v of this.vars.values()) v.dispose();
     this.vars.clear();

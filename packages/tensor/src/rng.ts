@@ -47,6 +47,11 @@ export interface RngState {
   spare: number | null;
 }
 
+/**
+ * A seeded xoshiro128** generator with uniform, integer, normal and tensor draws. Not
+ * cryptographic; {@link Rng.fork} derives independent named streams and {@link Rng.state}
+ * captures the state for checkpoints.
+ */
 export class Rng {
   private s0: number;
   private s1: number;
