@@ -2,6 +2,16 @@
 import { rmSync } from 'node:fs';
 import { CliError, EXIT } from './errors';
 
+/** The output options most commands share. */
+export interface CommonCliOptions {
+  /** tfjs backend name (`--backend`). */
+  backend?: string;
+  /** Machine-readable result on stdout (`--json`). */
+  json?: boolean;
+  /** No progress on stderr (`--quiet`). */
+  quiet?: boolean;
+}
+
 /** Parse an integer option; a clear error names the flag and the accepted range. */
 export function integer(flag: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;

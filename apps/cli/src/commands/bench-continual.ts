@@ -22,7 +22,7 @@ import { finalAverage, forgetting } from '@ofm/metrics';
 import type { Command } from 'commander';
 import { type DataOptions, FORMATS, openDataset, tasksOf } from '../data';
 import { CliError, EXIT } from '../errors';
-import { Progress, integer, isAbort, withInterrupts } from '../util';
+import { type CommonCliOptions, Progress, integer, isAbort, withInterrupts } from '../util';
 import { describeRunProgress, initRuntime } from './run-shared';
 import { readConfigFile } from './train';
 
@@ -167,9 +167,7 @@ export interface BenchJson {
   }[];
 }
 
-interface ContinualCliOptions {
-  data: string;
-  format: string;
+interface ContinualCliOptions extends DataOptions, CommonCliOptions {
   setting?: string;
   tasks?: string;
   methods: string;
@@ -179,12 +177,6 @@ interface ContinualCliOptions {
   imageSize?: string;
   out: string;
   jobs: string;
-  backend?: string;
-  json?: boolean;
-  quiet?: boolean;
-  normalDir?: string;
-  abnormalDir?: string;
-  maskDir?: string;
 }
 
 /** Progress a child sends its parent over IPC. */

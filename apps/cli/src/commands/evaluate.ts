@@ -1,20 +1,12 @@
 import type { Command } from 'commander';
 import { CliError, EXIT } from '../errors';
-import { FORMATS, openDataset } from '../data';
-import { Progress, withInterrupts, isAbort } from '../util';
+import { type DataOptions, FORMATS, openDataset } from '../data';
+import { type CommonCliOptions, Progress, withInterrupts, isAbort } from '../util';
 import { loadForInference } from './run-shared';
 
-interface EvalCliOptions {
+interface EvalCliOptions extends DataOptions, CommonCliOptions {
   ckpt: string;
-  data: string;
-  format: string;
   classes?: string;
-  backend?: string;
-  json?: boolean;
-  quiet?: boolean;
-  normalDir?: string;
-  abnormalDir?: string;
-  maskDir?: string;
 }
 
 const METRICS = ['image_auroc', 'image_ap', 'pixel_auroc', 'pixel_ap', 'pixel_aupro'] as const;

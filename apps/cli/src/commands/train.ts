@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../errors';
-import { FORMATS, openDataset, tasksOf } from '../data';
-import { Progress, integer, interruptExitCode, isAbort, positiveNumber, withInterrupts } from '../util';
+import { type DataOptions, FORMATS, openDataset, tasksOf } from '../data';
+import { type CommonCliOptions, Progress, integer, interruptExitCode, isAbort, positiveNumber, withInterrupts } from '../util';
 import {
   type TrainerSetup,
   checkpointContents,
@@ -14,9 +14,7 @@ import {
   summaryJson,
 } from './run-shared';
 
-interface TrainCliOptions {
-  data: string;
-  format: string;
+interface TrainCliOptions extends DataOptions, CommonCliOptions {
   setting?: string;
   tasks?: string;
   out?: string;
@@ -28,12 +26,6 @@ interface TrainCliOptions {
   amn: boolean;
   eval: boolean;
   seed?: string;
-  backend?: string;
-  json?: boolean;
-  quiet?: boolean;
-  normalDir?: string;
-  abnormalDir?: string;
-  maskDir?: string;
   snapshots: boolean;
   snapshotEvery?: string;
   snapshotSeconds: string;
