@@ -2,6 +2,7 @@
  * Figures as plain SVG strings and RGB pixel buffers (no DOM, no fonts bundled): usable in Node,
  * where they are rasterised to PNG, and in the browser demo as they are.
  */
+import type { ContinualReport } from './report-format';
 
 /** A perceptually ordered colormap (dark blue -> cyan -> yellow -> red) for t in [0, 1]. */
 export function heatColor(t: number): [number, number, number] {
@@ -183,4 +184,21 @@ export function lineChartSvg(series: LineSeries[], xLabels: string[], title: str
   parts.push(`<text x="${left + plotW / 2}" y="${height - 10}" font-size="11" text-anchor="middle" fill="#555">after task</text>`);
   parts.push('</svg>');
   return parts.join('\n');
+}
+
+/**
+ * The report's headline chart: average image and pixel AUROC and their forgetting after each task
+ * (`report.curve`), as drawn in `figures/curve.png` and in the web demo.
+ */
+export function reportCurveSvg(curve: ContinualReport['curve'], taskLabels: string[]): string {
+  return lineChartSvg(
+    [
+      { name: 'avg image AUROC', values: curve.map((c) => c.avg_image_auroc) },
+      { name: 'avg pixel AUROC', values: curve.map((c) => c.avg_pixel_auroc) },
+      { name: 'image forgetting', values: curve.map((c) => c.image_auroc_forgetting) },
+      { name: 'pixel forgetting', values: curve.map((c) => c.pixel_auroc_forgetting) },
+    ],
+    taskLabels,
+    'Average AUROC and forgetting over tasks',
+  );
 }

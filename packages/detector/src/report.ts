@@ -6,7 +6,7 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
-import { lineChartSvg, maskToRgbBytes, matrixHeatmapSvg, overlayHeatmap, toRgbBytes } from './figures';
+import { maskToRgbBytes, matrixHeatmapSvg, overlayHeatmap, reportCurveSvg, toRgbBytes } from './figures';
 import type { ContinualReport, ReportSample } from './report-format';
 
 export * from './report-format';
@@ -129,18 +129,7 @@ export async function renderReport(report: ContinualReport, samples: ReportSampl
       matrixHeatmapSvg(report.classMatrices[metric], taskLabels, report.classes, `${metric.replace('_', ' ')} per class`),
     );
   }
-  files['figures/curve.png'] = await svgToPng(
-    lineChartSvg(
-      [
-        { name: 'avg image AUROC', values: report.curve.map((c) => c.avg_image_auroc) },
-        { name: 'avg pixel AUROC', values: report.curve.map((c) => c.avg_pixel_auroc) },
-        { name: 'image forgetting', values: report.curve.map((c) => c.image_auroc_forgetting) },
-        { name: 'pixel forgetting', values: report.curve.map((c) => c.pixel_auroc_forgetting) },
-      ],
-      taskLabels,
-      'Average AUROC and forgetting over tasks',
-    ),
-  );
+  files['figures/curve.png'] = await svgToPng(reportCurveSvg(report.curve, taskLabels));
   const grid = await sampleGridPng(samples);
   if (grid) files['figures/samples.png'] = grid;
   return files;

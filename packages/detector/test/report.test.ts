@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { initBackend } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { heatColor, lineChartSvg, matrixHeatmapSvg, overlayHeatmap } from '../src/figures';
+import { heatColor, lineChartSvg, matrixHeatmapSvg, overlayHeatmap, reportCurveSvg } from '../src/figures';
 import { ContinualDetector } from '../src/detector';
 import { type ContinualReport, REPORT_FORMAT_VERSION, writeReport } from '../src/report';
 import { buildReport } from '../src/run';
@@ -62,6 +62,16 @@ describe('figures', () => {
     expect(svg).toContain('#f4f4f4');
     expect(svg).toContain('title &lt;x&gt;');
     expect(lineChartSvg([{ name: 's', values: [0.5, null, 1] }], ['1', '2', '3'], 't')).toContain('<polyline');
+    const curve = reportCurveSvg(
+      [
+        { avg_image_auroc: 1, avg_pixel_auroc: 0.9, image_auroc_forgetting: null, pixel_auroc_forgetting: null },
+        { avg_image_auroc: 0.8, avg_pixel_auroc: 0.85, image_auroc_forgetting: 0.2, pixel_auroc_forgetting: 0.05 },
+      ] as unknown as Parameters<typeof reportCurveSvg>[0],
+      ['task 1', 'task 2'],
+    );
+    for (const name of ['avg image AUROC', 'avg pixel AUROC', 'image forgetting', 'pixel forgetting', 'task 2']) expect(curve).toContain(name);
+    // Forgetting is undefined after task 1: its series draws a single point, the AUROC series a line.
+    expect(curve.match(/<polyline/g)?.length).toBe(2);
   });
 });
 

@@ -3,7 +3,7 @@
  * carries one, or a file the user picks): averages and forgetting after the last task, the
  * task-by-task metric matrix, the curves over tasks, the tasks, and the sample heatmaps.
  */
-import { type ContinualReport, REPORT_METRICS, type ReportMetric, lineChartSvg } from '@ofm/detector/browser';
+import { type ContinualReport, REPORT_METRICS, type ReportMetric, reportCurveSvg } from '@ofm/detector/browser';
 import type { ComponentChild } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { ModelState } from '../app';
@@ -109,16 +109,7 @@ function Report({ shown, picker }: { shown: ShownReport; picker: ComponentChild 
     ['pooled image AUROC', fmt(last?.pooled_image_auroc_calibrated), `all classes, one threshold (raw ${fmt(last?.pooled_image_auroc_raw)})`],
     ['routing accuracy', fmt(last?.routing_accuracy), 'images routed to their class'],
   ];
-  const curve = lineChartSvg(
-    [
-      { name: 'avg image AUROC', values: report.curve.map((c) => c.avg_image_auroc) },
-      { name: 'avg pixel AUROC', values: report.curve.map((c) => c.avg_pixel_auroc) },
-      { name: 'image forgetting', values: report.curve.map((c) => c.image_auroc_forgetting) },
-      { name: 'pixel forgetting', values: report.curve.map((c) => c.pixel_auroc_forgetting) },
-    ],
-    taskLabels,
-    'Average AUROC and forgetting over tasks',
-  );
+  const curve = reportCurveSvg(report.curve, taskLabels);
   return (
     <>
       <section class="card report-head">
