@@ -3,10 +3,8 @@
  * written to a temporary folder next to the target and renamed into place at the end, so a
  * failed or interrupted run never leaves a half-written dataset behind.
  */
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { DatasetError } from '../errors';
-import { type EncodablePixels, encodePng } from '../io/node';
+import { join, resolve } from 'node:path';
+import { writeDatasetAtomically } from '../io/dataset-writer';
 import { SYNTH_CLASS_SPECS } from './classes';
 import type { DefectKind } from './defects';
 import { findClass, renderSynthImage } from './render';
@@ -70,16 +68,6 @@ function count(name: string, value: number | undefined, fallback: number, min: n
   return v;
 }
 
-async function isEmptyOrMissing(path: string): Promise<boolean> {
-  try {
-    const s = await stat(path);
-    if (!s.isDirectory()) return false;
-    return (await readdir(path)).length === 0;
-  } catch {
-    return true;
-  }
-}
-
 /** The defect kind of the k-th defective image of a class, and its index within that kind. */
 function defectSlot(defects: readonly DefectKind[], k: number): { defect: DefectKind; index: number } {
   return { defect: defects[k % defects.length]!, index: Math.floor(k / defects.length) };
@@ -104,84 +92,45 @@ export async function synth(options: SynthOptions): Promise<SynthSummary> {
   const specs = names.map(findClass);
   if (new Set(names).size !== names.length) throw new RangeError(`synth: a class is listed twice in ${names.join(', ')}`);
 
-  if (!options.overwrite && !(await isEmptyOrMissing(out))) {
-    throw new DatasetError('already exists and is not empty; choose another folder or overwrite it', out);
-  }
-
   const perClass = nTrain + nTestGood + nTestBad;
   const total = perClass * specs.length;
   const digits = Math.max(3, String(Math.max(nTrain, nTestGood, nTestBad) - 1).length);
   const fileName = (i: number) => String(i).padStart(digits, '0');
-  const temp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now().toString(36)}`);
-  await mkdir(dirname(out), { recursive: true });
-  await mkdir(temp);
 
-  const summary: SynthSummary = { out, size, seed, images: total, classes: [], generator: GENERATOR };
-  let done = 0;
-  // Encoding runs on sharp's thread pool: a few writes stay in flight while the next image renders.
-  const inFlight = new Set<Promise<void>>();
-  const failures: unknown[] = [];
-  const write = async (path: string, pixels: EncodablePixels): Promise<void> => {
-    const task: Promise<void> = (async () => {
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, await encodePng(pixels));
-    })()
-      .catch((error: unknown) => {
-        failures.push(error);
-      })
-      .finally(() => inFlight.delete(task));
-    inFlight.add(task);
-    if (inFlight.size >= 8) await Promise.race(inFlight);
-    if (failures.length > 0) throw failures[0];
-  };
-  try {
+  return writeDatasetAtomically(out, { overwrite: options.overwrite }, async (writer) => {
+    const summary: SynthSummary = { out, size, seed, images: total, classes: [], generator: GENERATOR };
+    let done = 0;
     const step = (className: string) => {
       done++;
       options.onProgress?.({ done, total, className });
       if (options.signal?.aborted) throw options.signal.reason ?? new Error('synth: aborted');
     };
     for (const spec of specs) {
-      const dir = join(temp, spec.name);
+      const dir = spec.name;
       const rgb = (image: Uint8Array) => ({ data: image, width: size, height: size, channels: 3 as const });
       for (let i = 0; i < nTrain; i++) {
         const s = renderSynthImage({ className: spec.name, split: 'train', index: i, seed, size });
-        await write(join(dir, 'train', 'good', `${fileName(i)}.png`), rgb(s.image));
+        await writer.png(join(dir, 'train', 'good', `${fileName(i)}.png`), rgb(s.image));
         step(spec.name);
       }
       for (let i = 0; i < nTestGood; i++) {
         const s = renderSynthImage({ className: spec.name, split: 'test', index: i, seed, size });
-        await write(join(dir, 'test', 'good', `${fileName(i)}.png`), rgb(s.image));
+        await writer.png(join(dir, 'test', 'good', `${fileName(i)}.png`), rgb(s.image));
         step(spec.name);
       }
       const testBad: Partial<Record<DefectKind, number>> = {};
       for (let k = 0; k < nTestBad; k++) {
         const { defect, index } = defectSlot(spec.defects, k);
         const s = renderSynthImage({ className: spec.name, split: 'test', defect, index, seed, size });
-        await write(join(dir, 'test', defect, `${fileName(index)}.png`), rgb(s.image));
+        await writer.png(join(dir, 'test', defect, `${fileName(index)}.png`), rgb(s.image));
         const mask = Uint8Array.from(s.mask, (m) => (m ? 255 : 0));
-        await write(join(dir, 'ground_truth', defect, `${fileName(index)}_mask.png`), { data: mask, width: size, height: size, channels: 1 });
+        await writer.png(join(dir, 'ground_truth', defect, `${fileName(index)}_mask.png`), { data: mask, width: size, height: size, channels: 1 });
         testBad[defect] = (testBad[defect] ?? 0) + 1;
         step(spec.name);
       }
       summary.classes.push({ name: spec.name, kind: spec.kind, train: nTrain, testGood: nTestGood, testBad });
     }
-    await Promise.all(inFlight);
-    if (failures.length > 0) throw failures[0];
-    await writeFile(join(temp, 'synth.json'), `${JSON.stringify(summary, null, 2)}\n`);
-    if (!(await isEmptyOrMissing(out))) {
-      if (!options.overwrite) throw new DatasetError('appeared while generating; not replacing it', out);
-      const old = `${temp}.old`;
-      await rename(out, old);
-      await rename(temp, out);
-      await rm(old, { recursive: true, force: true });
-    } else {
-      await rm(out, { recursive: true, force: true });
-      await rename(temp, out);
-    }
+    await writer.text('synth.json', `${JSON.stringify(summary, null, 2)}\n`);
     return summary;
-  } catch (err) {
-    await Promise.allSettled(inFlight);
-    await rm(temp, { recursive: true, force: true });
-    throw err;
-  }
+  });
 }
