@@ -1,7 +1,7 @@
 /**
- * `ofm bench continual` through the built binary on a tiny config: two tasks, four methods, two
- * runs at once; the table's structure and the properties every benchmark must have; a second
- * invocation reuses the finished runs; bad input. Build first: `pnpm --filter @ofm/cli... build`.
+ * `ofm bench continual` through the built binary on a tiny config: two tasks, four methods and the
+ * `knn` reference, two runs at once; the table's structure and the properties every benchmark must
+ * have; a second invocation reuses the finished runs; bad input. Build first: `pnpm --filter @ofm/cli... build`.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContinualDetector, type DetectorConfigInput } from '@ofm/detector';
 import { initBackend } from '@ofm/tensor';
-import { BENCH_METHOD_NAMES, type BenchJson, type BenchRow, type RunResult, compareMethods, methodConfigInput, representationPeak } from '../src/commands/bench-continual';
+import { BENCH_METHODS, BENCH_METHOD_NAMES, type BenchJson, type BenchRow, type RunResult, compareMethods, methodConfigInput, representationPeak } from '../src/commands/bench-continual';
 import { TINY_CONFIG, ofm } from './helpers';
 
 let dir: string;
@@ -23,7 +23,7 @@ let config: string;
  * where a naive representation matrix outgrows the iSVD factor.
  */
 const TINY = { ...TINY_CONFIG, continual: { collectImages: 8, maxRowsPerCall: 128 }, inferenceBatch: 2 };
-const METHODS = ['finetune', 'gpm', 'ofm', 'joint'];
+const METHODS = ['finetune', 'gpm', 'ofm', 'ofm-shared', 'joint', 'knn'];
 const args = () => ['bench', 'continual', '--data', data, '--tasks', 'tiles|washer', '--methods', METHODS.join(','), '--config', config, '--jobs', '2', '--backend', 'wasm', '--out', join(dir, 'bench')];
 
 beforeAll(async () => {
@@ -39,8 +39,10 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 describe('the methods', () => {
   it('each builds the detector it stands for, on top of the user config', async () => {
     await initBackend({ backend: 'wasm' });
+    // knn is a reference method, not the model.
+    expect(BENCH_METHOD_NAMES.filter((m) => 'reference' in BENCH_METHODS[m])).toEqual(['knn']);
     const built = Object.fromEntries(
-      BENCH_METHOD_NAMES.map((m) => [m, new ContinualDetector(methodConfigInput(TINY as DetectorConfigInput, m, 7))]),
+      BENCH_METHOD_NAMES.filter((m) => m !== 'knn').map((m) => [m, new ContinualDetector(methodConfigInput(TINY as DetectorConfigInput, m, 7))]),
     );
     for (const d of Object.values(built)) {
       expect(d.config.seed).toBe(7);
@@ -49,14 +51,15 @@ describe('the methods', () => {
     }
     const summary = (m: string) => {
       const d = built[m]!;
-      return [d.config.continual.projection, d.gpm.toMeta().options.factorizer, d.amn?.config.useMask, d.config.training.amnWeight];
+      return [d.config.continual.weights, d.config.continual.projection, d.gpm.toMeta().options.factorizer, d.amn?.config.useMask, d.config.training.amnWeight];
     };
-    expect(summary('finetune')).toEqual(['none', 'isvd', true, 1]);
-    expect(summary('gpm')).toEqual(['update', 'naive', false, 0]);
-    expect(summary('ofm')).toEqual(['update', 'isvd', true, 1]);
-    expect(summary('joint')).toEqual(['none', 'isvd', true, 1]);
-    expect(summary('ofm-noamn')).toEqual(['update', 'isvd', false, 0]);
-    expect(summary('ofm-noisvd')).toEqual(['update', 'naive', true, 1]);
+    expect(summary('finetune')).toEqual(['shared', 'none', 'isvd', true, 1]);
+    expect(summary('gpm')).toEqual(['shared', 'update', 'naive', false, 0]);
+    expect(summary('ofm')).toEqual(['per-task', 'update', 'isvd', true, 1]);
+    expect(summary('ofm-shared')).toEqual(['shared', 'update', 'isvd', true, 1]);
+    expect(summary('joint')).toEqual(['shared', 'none', 'isvd', true, 1]);
+    expect(summary('ofm-noamn')).toEqual(['shared', 'update', 'isvd', false, 0]);
+    expect(summary('ofm-noisvd')).toEqual(['shared', 'update', 'naive', true, 1]);
     for (const d of Object.values(built)) d.dispose();
   });
 });
@@ -86,8 +89,8 @@ describe('representation memory', () => {
 
   it("is compared with the naive method's matrices, not its growing stack buffer", () => {
     const row = (method: string, peak: number, matrices: number) => ({ method, image_auroc: 0.9, representation_peak_bytes: peak, representation_matrix_bytes: matrices }) as unknown as BenchRow;
-    const [memory, auroc] = compareMethods([row('ofm', 40, 1000), row('ofm-noisvd', 1800, 1000)]).slice(-2);
-    expect(memory!.claim).toContain('ofm vs ofm-noisvd');
+    const [memory, auroc] = compareMethods([row('ofm-shared', 40, 1000), row('ofm-noisvd', 1800, 1000)]).slice(-2);
+    expect(memory!.claim).toContain('ofm-shared vs ofm-noisvd');
     expect(memory!.value).toBe(4);
     expect(memory!.meets).toBe(true);
     expect(auroc!.value).toBe(0);
@@ -118,19 +121,24 @@ describe('ofm bench continual', () => {
       expect(x.seconds).toBeGreaterThan(0);
     }
     // Two tasks: forgetting is defined for the sequential methods, not for joint (one task).
-    for (const m of ['finetune', 'gpm', 'ofm']) expect(typeof row[m]!.image_auroc_forgetting).toBe('number');
+    for (const m of ['finetune', 'gpm', 'ofm', 'ofm-shared', 'knn']) expect(typeof row[m]!.image_auroc_forgetting).toBe('number');
     for (const k of ['image_auroc', 'pixel_auroc', 'pixel_ap', 'pixel_aupro'] as const) expect(row.joint![`${k}_forgetting`]).toBeNull();
-    // Without projection nothing is collected or kept.
-    for (const m of ['finetune', 'joint']) {
+    // Without projection (and with per-task weights) nothing is collected or kept.
+    for (const m of ['finetune', 'joint', 'ofm']) {
       expect(row[m]!.basis_bytes).toBe(0);
       expect(row[m]!.representation_peak_bytes).toBe(0);
     }
     // Projection keeps bases; the same representation stream costs the naive GPM the whole matrix, iSVD less.
     expect(row.gpm!.basis_bytes).toBeGreaterThan(0);
-    expect(row.ofm!.basis_bytes).toBeGreaterThan(0);
-    expect(row.ofm!.representation_matrix_bytes).toBe(row.gpm!.representation_matrix_bytes);
+    expect(row['ofm-shared']!.basis_bytes).toBeGreaterThan(0);
+    expect(row['ofm-shared']!.representation_matrix_bytes).toBe(row.gpm!.representation_matrix_bytes);
     expect(row.gpm!.representation_peak_bytes).toBeGreaterThanOrEqual(row.gpm!.representation_matrix_bytes!);
-    expect(row.ofm!.representation_peak_bytes).toBeLessThan(row.gpm!.representation_peak_bytes!);
+    expect(row['ofm-shared']!.representation_peak_bytes).toBeLessThan(row.gpm!.representation_peak_bytes!);
+    // The reference holds its patch banks (4096 entries at most per class, 15 float32 features) and collects no representations.
+    expect(row.knn!.basis_bytes).toBeGreaterThan(0);
+    expect(row.knn!.basis_bytes).toBeLessThanOrEqual(2 * 4096 * 15 * 4);
+    expect(row.knn!.representation_peak_bytes).toBeNull();
+    expect(row.knn!.representation_matrix_bytes).toBeNull();
     expect(table.comparisons.map((c) => c.claim)).toEqual([
       'ofm forgets at most 2 points of image AUROC',
       'ofm within 3 points of joint (final image AUROC)',
@@ -141,7 +149,8 @@ describe('ofm bench continual', () => {
       const id = `${m}-seed0`;
       const res: RunResult = JSON.parse(readFileSync(join(out, 'runs', `${id}.json`), 'utf8'));
       expect(res.method).toBe(m);
-      expect(existsSync(join(out, 'runs', id, 'manifest.json'))).toBe(true);
+      // The reference writes its report only (no model to checkpoint).
+      expect(existsSync(join(out, 'runs', id, m === 'knn' ? 'report/report.json' : 'manifest.json'))).toBe(true);
       expect(existsSync(join(out, 'runs', `${id}.log`))).toBe(true);
       expect(res.per_task).toHaveLength(m === 'joint' ? 1 : 2);
       expect(res.config.training.steps).toBe(m === 'joint' ? 10 : 5);
@@ -150,6 +159,8 @@ describe('ofm bench continual', () => {
     const md = readFileSync(join(out, 'benchmark.md'), 'utf8');
     expect(md).toContain('| method | image AUROC | pixel AUROC | pixel AP | AUPRO |');
     for (const m of METHODS) expect(md).toMatch(new RegExp(`^\\| ${m} \\|`, 'm'));
+    // Finite numbers in the four metrics and their four forgetting columns.
+    expect(md).toMatch(/^\| knn \| (-?\d+\.\d \| ){8}/m);
     expect(r.stdout).toBe(md);
   }, 300_000); // about 40 s of CPU over two processes: minutes when the machine is shared
 

@@ -25,6 +25,13 @@ export interface DetectorConfig {
     batchSize: number;
     /** Largest slice of a batch per forward/backward pass (memory; same result). */
     microBatch?: number;
+    /**
+     * Train on random square crops of this side (pixels) instead of whole images; detection still
+     * reconstructs the whole `imageSize` image (the UNet and AMN are convolutional). A training step
+     * then costs what a `cropSize` image costs, whatever `imageSize` is: how the `texture` preset
+     * sees 64 px detail at the price of 32 px training. Must divide by the UNet's downsampling.
+     */
+    cropSize?: number;
     lr: number;
     /** Learning rate on later tasks (default: `lr`). */
     laterLr?: number;
@@ -63,7 +70,20 @@ export interface DetectorConfig {
     topFraction: number;
   };
   continual: {
-    /** Gradient projection from the second task on ('update' projects the optimiser's step). */
+    /**
+     * How earlier classes are kept. `'per-task'`: every task trains all parameters (starting from
+     * the previous task's) and keeps its own copy of them; detection routes each image to a learned
+     * class and reconstructs it with that class's task weights, so a later task never changes an
+     * earlier class's reconstruction, map, start timestep or calibration (exact, by construction).
+     * `'shared'`: one set of weights serves every task, and `projection` keeps later tasks' updates
+     * out of the earlier tasks' input spaces (One-for-More's gradient projection; approximate: see
+     * the package README for what it forgets on real photographs).
+     */
+    weights: 'per-task' | 'shared';
+    /**
+     * With `weights: 'shared'`: gradient projection from the second task on ('update' projects the
+     * optimiser's step, 'none' fine-tunes without protection). Ignored with `'per-task'`.
+     */
     projection: 'update' | 'gradient' | 'none';
     /** GPM basis-growth energy threshold. */
     threshold: number;
@@ -126,6 +146,7 @@ export const DEFAULT_DETECTOR_CONFIG: Readonly<DetectorConfig> = Object.freeze({
   reconstruction: { tStartCandidates: [10, 25, 50, 100], steps: 5, eta: 0 },
   map: { extractor: 'pixel', sigmas: [1, 2, 4], aggregate: 'mean', blurSigma: 2, score: 'max-minus-mean', topFraction: 0.01 },
   continual: {
+    weights: 'per-task',
     projection: 'update',
     threshold: 0.99,
     compression: 0.999,
@@ -138,6 +159,53 @@ export const DEFAULT_DETECTOR_CONFIG: Readonly<DetectorConfig> = Object.freeze({
   inferenceBatch: 16,
   seed: 0,
 } satisfies DetectorConfig);
+
+/**
+ * Merge partial configs left to right: a later input's group fields replace an earlier one's,
+ * field by field (one level deep, as {@link resolveDetectorConfig} fills groups); other values are
+ * replaced whole.
+ */
+export function mergeConfigInputs(...inputs: DetectorConfigInput[]): DetectorConfigInput {
+  const out: Record<string, unknown> = {};
+  const isGroup = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  for (const input of inputs) {
+    for (const [key, value] of Object.entries(input)) {
+      const prev = out[key];
+      out[key] = isGroup(prev) && isGroup(value) ? { ...(prev as object), ...(value as object) } : value;
+    }
+  }
+  return out as DetectorConfigInput;
+}
+
+/** A named starting point for the config: what it is for, what it costs, and its fields. */
+export interface DetectorPreset {
+  description: string;
+  config: DetectorConfigInput;
+}
+
+/**
+ * The presets (`ofm train --preset NAME`; a `--config` file is merged over the preset). `quick` is
+ * the defaults. `texture` sees textures at 64 px while training on 32 px crops, so a training step
+ * costs what a default one does; detection reconstructs whole 64 px images (about 4 times the
+ * default's evaluation time). Measured on real photographs in docs/benchmarks.md.
+ */
+export const DETECTOR_PRESETS: Readonly<Record<'quick' | 'texture', DetectorPreset>> = Object.freeze({
+  quick: { description: 'the defaults: 32 px, 150 steps per task (the quick start)', config: {} },
+  texture: {
+    description: '64 px images, trained on 32 px crops (same cost per step), attention at 16x16: fine textures and small defects',
+    config: { imageSize: 64, unet: { ...DEFAULT_DETECTOR_CONFIG.unet, attention_resolutions: [16] }, training: { cropSize: 32 } },
+  },
+});
+
+/** The names of {@link DETECTOR_PRESETS}. */
+export type DetectorPresetName = keyof typeof DETECTOR_PRESETS;
+
+/** A preset's config by name; an unknown name throws, listing the presets. */
+export function presetConfig(name: string): DetectorConfigInput {
+  const preset = (DETECTOR_PRESETS as Record<string, DetectorPreset>)[name];
+  if (!preset) throw new Error(`unknown preset '${name}'; presets: ${Object.keys(DETECTOR_PRESETS).join(', ')}`);
+  return structuredClone(preset.config);
+}
 
 /** A partial config: every group may be given in part. */
 export type DetectorConfigInput = {
@@ -196,12 +264,20 @@ export function resolveDetectorConfig(input: DetectorConfigInput = {}, source = 
   if (!['max', 'topk-mean', 'max-minus-mean'].includes(c.map.score)) {
     problems.push(`map.score must be 'max', 'topk-mean' or 'max-minus-mean'`);
   }
+  if (!['per-task', 'shared'].includes(c.continual.weights)) problems.push(`continual.weights must be 'per-task' or 'shared'`);
   if (!['update', 'gradient', 'none'].includes(c.continual.projection)) {
     problems.push(`continual.projection must be 'update', 'gradient' or 'none'`);
   }
   if (!['isvd', 'naive'].includes(c.continual.factorizer)) problems.push(`continual.factorizer must be 'isvd' or 'naive'`);
   if (!(c.continual.threshold > 0 && c.continual.threshold <= 1)) problems.push('continual.threshold must be in (0, 1]');
   if (!(c.validation.fraction > 0 && c.validation.fraction < 1)) problems.push('validation.fraction must be in (0, 1)');
+  const crop = c.training.cropSize;
+  if (crop !== undefined) {
+    if (!Number.isInteger(crop) || crop < 1 || crop > c.imageSize) problems.push(`training.cropSize must be an integer in [1, imageSize = ${c.imageSize}] (got ${JSON.stringify(crop)})`);
+    else if (crop % 2 ** (c.unet.channel_mult.length - 1) !== 0) {
+      problems.push(`training.cropSize ${crop} must be divisible by ${2 ** (c.unet.channel_mult.length - 1)} (the UNet's downsampling)`);
+    }
+  }
   if (c.imageSize % 2 ** (c.unet.channel_mult.length - 1) !== 0) {
     problems.push(`imageSize ${c.imageSize} must be divisible by ${2 ** (c.unet.channel_mult.length - 1)} (the UNet's downsampling)`);
   }

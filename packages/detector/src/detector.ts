@@ -38,7 +38,7 @@ import {
   type ClassCalibration,
   describeImages,
   fitClassCalibration,
-  routeToClass,
+  routeImages,
 } from './calibration';
 import { type DetectorConfig, type DetectorConfigInput, resolveDetectorConfig, unetConfigOf } from './config';
 import { type Evaluation, type TestImage, evaluateDetector } from './evaluate';
@@ -176,6 +176,10 @@ export class ContinualDetector {
   readonly extractor: FeatureExtractor;
   readonly classes: LearnedClass[] = [];
   readonly tasks: TaskRecord[] = [];
+  /** With `continual.weights: 'per-task'`: each learned task's own copy of every parameter. */
+  private readonly taskWeights: Record<string, tf.Tensor>[] = [];
+  /** The task whose weights the parameter store holds (the latest learned, unless detection swapped them). */
+  private activeTask = -1;
 
   constructor(config: DetectorConfigInput = {}, opts: { extractor?: FeatureExtractor } = {}) {
     this.config = resolveDetectorConfig(config);
@@ -210,11 +214,69 @@ export class ContinualDetector {
     this.memory = memory;
   }
 
-  /** Restore the learned classes and task history from a checkpoint. */
-  restore(classes: readonly LearnedClass[], tasks: readonly TaskRecord[]): void {
+  /**
+   * Restore the learned classes and task history from a checkpoint. The parameter store must hold
+   * the latest task's weights; with per-task weights, `tensors` must also hold every earlier
+   * task's copy of every parameter (named as {@link modelTensors} names them), which is copied.
+   */
+  restore(classes: readonly LearnedClass[], tasks: readonly TaskRecord[], tensors: Readonly<Record<string, tf.Tensor>> = {}): void {
     if (this.tasks.length || this.classes.length) throw new Error('restore: the detector has already learned tasks');
+    if (this.perTask) {
+      const names = this.params.names();
+      const earlier = tasks.slice(0, -1);
+      for (const t of earlier) {
+        const missing = names.find((name) => !(taskWeightName(t.index, name) in tensors));
+        if (missing !== undefined) throw new Error(`task ${t.index + 1} has no weight '${taskWeightName(t.index, missing)}': the file lacks its per-task weights`);
+      }
+      for (const t of earlier) this.taskWeights[t.index] = Object.fromEntries(names.map((name) => [name, tf.clone(tensors[taskWeightName(t.index, name)]!)]));
+      if (tasks.length) this.taskWeights[tasks.length - 1] = Object.fromEntries(this.params.entries().map(([name, v]) => [name, tf.clone(v)]));
+    }
     this.classes.push(...classes.map((c) => structuredClone(c)));
     this.tasks.push(...tasks.map((t) => structuredClone(t)));
+    this.activeTask = this.tasks.length - 1;
+  }
+
+  /**
+   * The weights that serve class `name`: its task's copy with per-task weights, the shared
+   * parameters otherwise. The tensors are the detector's own (do not dispose them).
+   */
+  classWeights(name: string): Record<string, tf.Tensor> {
+    const cls = this.classOf(name);
+    if (!cls) throw new Error(`class '${name}' was never learned (learned: ${this.classNames().join(', ')})`);
+    if (this.perTask && this.taskWeights[cls.task]) return { ...this.taskWeights[cls.task]! };
+    this.useTaskWeights(this.tasks.length - 1);
+    return Object.fromEntries(this.params.entries());
+  }
+
+  /** Whether each task keeps its own weights (`continual.weights: 'per-task'`). */
+  get perTask(): boolean {
+    return this.config.continual.weights === 'per-task';
+  }
+
+  /**
+   * Every tensor that defines the model: the parameters (the latest task's weights) and, with
+   * per-task weights, each earlier task's copy as `tasks.<index>.<parameter name>`. What
+   * checkpoints and exports store; the tensors are the detector's own (do not dispose them).
+   */
+  modelTensors(): Record<string, tf.Tensor> {
+    const latest = this.tasks.length - 1;
+    this.useTaskWeights(latest);
+    const out: Record<string, tf.Tensor> = Object.fromEntries(this.params.entries());
+    this.taskWeights.forEach((weights, index) => {
+      if (index === latest) return;
+      for (const [name, t] of Object.entries(weights)) out[taskWeightName(index, name)] = t;
+    });
+    return out;
+  }
+
+  /**
+   * Put task `index`'s weights into the parameter store (per-task weights only; a no-op with shared
+   * weights, and for a task without a copy yet: the one in training).
+   */
+  private useTaskWeights(index: number): void {
+    if (!this.perTask || index === this.activeTask || !this.taskWeights[index]) return;
+    this.params.assign(this.taskWeights[index]!);
+    this.activeTask = index;
   }
 
   /** Class names learned so far, in learning order. */
@@ -251,9 +313,16 @@ export class ContinualDetector {
     }
     const rng = new Rng(c.seed).fork(`task-${index}`);
     const split = splitValidation(task, c.validation, rng.fork('split'));
-    const projection = index === 0 ? 'none' : c.continual.projection;
+    const projection = index === 0 || this.perTask ? 'none' : c.continual.projection;
 
+    // A new task starts from the latest task's weights (detection may have swapped in others).
+    this.useTaskWeights(index - 1);
+    if (this.perTask) this.activeTask = index;
     const curve = await this.train(index, split.train, projection, rng.fork('train'), opts);
+    if (this.perTask) {
+      this.taskWeights[index] = Object.fromEntries(this.params.entries().map(([name, v]) => [name, tf.clone(v)]));
+      this.activeTask = index;
+    }
 
     for (const cls of task.classes) {
       await yieldToEventLoop();
@@ -280,12 +349,14 @@ export class ContinualDetector {
     return record;
   }
 
-  private classOf(name: string): LearnedClass | undefined {
+  /** The learned class of that name, if any. */
+  classOf(name: string): LearnedClass | undefined {
     return this.classes.find((c) => c.className === name);
   }
 
-  /** Names of the parameters that train on task `index`. */
+  /** Names of the parameters that train on task `index` (all of them with per-task weights). */
   trainableNames(index: number): string[] {
+    if (this.perTask) return this.params.names();
     const phase = index === 0 ? 'first-task' : 'later-task';
     const unetNames = trainableParams(this.params, phase);
     const amnNames = this.params
@@ -380,14 +451,22 @@ export class ContinualDetector {
         throwIfAborted(opts.signal);
         const picks = Array.from({ length: c.training.batchSize }, () => pool[rng.int(pool.length)]!);
         const cleanData = picks.map((p) => p.image);
-        const corruptedData = picks.map((p) =>
+        let corruptedData = picks.map((p) =>
           this.amn && rng.uniform() < c.training.anomalyProbability
             ? syntheticAnomaly(p.image, byClass.get(p.cls)!, size, rng).image
             : p.image,
         );
         const t = Array.from({ length: picks.length }, () => rng.int(c.training.maxTimestep));
-        const clean = toModelBatch(cleanData, size);
-        const corrupted = this.amn ? toModelBatch(corruptedData, size) : null;
+        let batchData = cleanData;
+        const crop = c.training.cropSize ?? size;
+        if (crop < size) {
+          // The same window of the clean and the corrupted image.
+          const corners = picks.map(() => [rng.int(size - crop + 1), rng.int(size - crop + 1)] as const);
+          batchData = cleanData.map((img, i) => cropHwc(img, size, corners[i]![0], corners[i]![1], crop));
+          corruptedData = corruptedData.map((img, i) => cropHwc(img, size, corners[i]![0], corners[i]![1], crop));
+        }
+        const clean = toModelBatch(batchData, crop);
+        const corrupted = this.amn ? toModelBatch(corruptedData, crop) : null;
         let amnLoss: tf.Scalar | null = null;
         let result: StepResult;
         try {
@@ -576,7 +655,7 @@ export class ContinualDetector {
 
   private async consolidate(index: number, classes: string[], train: Map<string, Float32Array[]>, opts: LearnOptions): Promise<void> {
     // Without projection the bases would never be used: skip the collection.
-    if (this.config.continual.projection === 'none') return;
+    if (this.perTask || this.config.continual.projection === 'none') return;
     const c = this.config;
     const started = Date.now();
     const tapCtx = context(this.params, { tap: this.gpm.tapFn() });
@@ -605,29 +684,35 @@ export class ContinualDetector {
 
   /**
    * Detect anomalies in images (HWC RGB in [0, 1] at the model size), with no task id: each image
-   * is routed to the nearest learned class for its reconstruction settings and calibration.
+   * is routed to the nearest learned class for its reconstruction settings, weights (per-task) and
+   * calibration. `className` skips the routing: every image is taken as that class.
    */
-  detect(images: Float32Array[], opts: { reconstructions?: boolean } = {}): Detection[] {
+  detect(images: Float32Array[], opts: { reconstructions?: boolean; className?: string } = {}): Detection[] {
     if (this.classes.length === 0) throw new Error('the detector has learned no class yet; learn a task first');
+    const given = opts.className === undefined ? undefined : this.classOf(opts.className);
+    if (opts.className !== undefined && !given) {
+      throw new Error(`detect: class '${opts.className}' was never learned (learned: ${this.classNames().join(', ')})`);
+    }
     const size = this.config.imageSize;
     for (const img of images) {
       if (img.length !== size * size * 3) {
         throw new Error(`detect: images must be ${size}x${size} RGB (${size * size * 3} values), got ${img.length}`);
       }
     }
-    const descriptors = this.describe(images);
-    const calibrations = this.classes.map((c) => c.calibration);
-    const routed = descriptors.map((d) => this.classes[routeToClass(d, calibrations)]!);
+    const routed = given ? images.map(() => given) : this.routeIndices(images).map((k) => this.classes[k]!);
     const results = new Array<Detection>(images.length);
-    // Group by start timestep so each group reconstructs in batches.
-    const groups = new Map<number, number[]>();
+    // Group by the weights and start timestep the routed class needs, so each group reconstructs in batches.
+    const groups = new Map<string, { task: number; tStart: number; indices: number[] }>();
     routed.forEach((cls, i) => {
-      const g = groups.get(cls.tStart) ?? [];
-      g.push(i);
-      groups.set(cls.tStart, g);
+      const task = this.perTask ? cls.task : -1;
+      const key = `${task}:${cls.tStart}`;
+      const g = groups.get(key) ?? { task, tStart: cls.tStart, indices: [] };
+      g.indices.push(i);
+      groups.set(key, g);
     });
     const b = this.config.inferenceBatch;
-    for (const [tStart, indices] of groups) {
+    for (const { task, tStart, indices } of groups.values()) {
+      this.useTaskWeights(task);
       for (let k = 0; k < indices.length; k += b) {
         const idx = indices.slice(k, k + b);
         const x = to01Batch(idx.map((i) => images[i]!), size);
@@ -655,6 +740,17 @@ export class ContinualDetector {
     return results;
   }
 
+  /** The learned class each image (HWC RGB in [0, 1] at the model size) is routed to, by name. */
+  route(images: Float32Array[]): string[] {
+    if (this.classes.length === 0) throw new Error('the detector has learned no class yet; learn a task first');
+    return this.routeIndices(images).map((k) => this.classes[k]!.className);
+  }
+
+  private routeIndices(images: Float32Array[]): number[] {
+    const calibrations = this.classes.map((c) => c.calibration);
+    return routeImages(this.describe(images), calibrations);
+  }
+
   /**
    * Evaluate on labelled test images by class name, with no task id: every image goes through
    * {@link detect}; metrics per class and averaged per task, and the routing accuracy.
@@ -668,6 +764,8 @@ export class ContinualDetector {
    * caller-supplied one too); the detector is unusable afterwards.
    */
   dispose(): void {
+    for (const weights of this.taskWeights) tf.dispose(Object.values(weights));
+    this.taskWeights.length = 0;
     this.gpm.dispose();
     this.params.dispose();
     this.extractor.dispose?.();
@@ -725,6 +823,11 @@ export function chooseStartTimestep(
   return chosen;
 }
 
+/** The checkpoint name of task `index`'s copy of parameter `name` (per-task weights). */
+export function taskWeightName(index: number, name: string): string {
+  return `tasks.${index}.${name}`;
+}
+
 /** Split each class's images into train and validation, deterministically. */
 function splitValidation(
   task: TaskImages,
@@ -755,6 +858,13 @@ function syntheticAnomaly(image: Float32Array, sameClass: Float32Array[], size: 
     return nsaAnomaly(rgb(image), rgb(source), options);
   }
   return u < 0.75 ? cutPasteAnomaly(rgb(image), options) : perlinAnomaly(rgb(image), options);
+}
+
+/** The `crop` x `crop` window at row `top`, column `left` of an HWC RGB image of side `size`. */
+function cropHwc(image: Float32Array, size: number, top: number, left: number, crop: number): Float32Array {
+  const out = new Float32Array(crop * crop * 3);
+  for (let y = 0; y < crop; y++) out.set(image.subarray(((top + y) * size + left) * 3, ((top + y) * size + left + crop) * 3), y * crop * 3);
+  return out;
 }
 
 /** Stack HWC [0, 1] images into a `[N, H, W, 3]` tensor in [0, 1]. */

@@ -81,8 +81,7 @@ export async function exportDetector(checkpoint: string, out: string): Promise<E
       parameters: detector.parameterCount(),
       report: reportJson in files ? reportJson : null,
     };
-    const weights: Record<string, tf.Tensor> = Object.fromEntries(detector.params.entries());
-    const manifest = await saveCheckpoint(out, weights, exportMeta, { files, shardBytes: EXPORT_SHARD_BYTES });
+    const manifest = await saveCheckpoint(out, detector.modelTensors(), exportMeta, { files, shardBytes: EXPORT_SHARD_BYTES });
     const written = listedBytes(manifest);
     const manifestBytes = (await stat(join(out, MANIFEST_FILE))).size;
     return {

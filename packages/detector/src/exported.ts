@@ -11,7 +11,7 @@ import { CheckpointError, type LoadSourceOptions, loadCheckpoint, tf } from '@of
 import type { DetectorConfig } from './config';
 import { ContinualDetector, type LearnedClass, type TaskRecord } from './detector';
 import type { FeatureExtractor } from './features';
-import { DETECTOR_FORMAT } from './persist';
+import { DETECTOR_FORMAT, restoreTasks, withStoredWeightsMode } from './persist';
 import { assignWeights } from './weights';
 
 /** The `format` of an exported model's meta. */
@@ -92,14 +92,14 @@ export async function loadExportedDetector(
   const ckpt = await loadCheckpoint(source, loadOptions);
   try {
     const meta = checkExportMeta(ckpt.meta, source);
-    const detector = new ContinualDetector(meta.config, { extractor });
+    const detector = new ContinualDetector(withStoredWeightsMode(meta.config), { extractor });
     assignWeights(
       detector,
       ckpt.tensors,
       source,
       (name) => `${source}: the export has no weight '${name}' that its config's model needs; export the checkpoint again`,
     );
-    detector.restore(meta.classes, meta.tasks);
+    restoreTasks(detector, meta, ckpt.tensors, source);
     return { detector, meta };
   } finally {
     tf.dispose(Object.values(ckpt.tensors));

@@ -46,8 +46,7 @@ export interface SaveDetectorOptions {
  * 'non-finite' CheckpointError naming it) and nothing is written.
  */
 export async function saveDetector(detector: ContinualDetector, dir: string, opts: SaveDetectorOptions = {}): Promise<void> {
-  const tensors: Record<string, tf.Tensor> = {};
-  for (const [name, v] of detector.params.entries()) tensors[name] = v;
+  const tensors = detector.modelTensors();
   const bases = detector.gpm.toTensors();
   const meta: DetectorMeta = {
     format: DETECTOR_FORMAT,
@@ -108,7 +107,7 @@ export async function loadDetector(
   const ckpt = await loadCheckpoint(source);
   try {
     const meta = checkMeta(ckpt.meta, source);
-    const config = structuredClone(meta.config);
+    const config = withStoredWeightsMode(structuredClone(meta.config));
     Object.assign(config.training, overrides.training ?? {});
     if (overrides.projection) config.continual.projection = overrides.projection;
     const detector = new ContinualDetector(config, { extractor: overrides.extractor });
@@ -120,9 +119,34 @@ export async function loadDetector(
     );
     const gpm = GradientProjectionMemory.fromCheckpoint({ meta: meta.gpm, tensors: ckpt.tensors }, detector.params);
     detector.replaceMemory(gpm);
-    detector.restore(meta.classes, meta.tasks);
+    restoreTasks(detector, meta, ckpt.tensors, source);
     return { detector, meta };
   } finally {
     tf.dispose(Object.values(ckpt.tensors));
+  }
+}
+
+/**
+ * A stored config as it was trained: checkpoints and exports written before per-task weights
+ * existed have no `continual.weights` and were trained with shared weights.
+ */
+export function withStoredWeightsMode(config: DetectorConfig): DetectorConfig {
+  const continual = config.continual as Partial<DetectorConfig['continual']>;
+  continual.weights ??= 'shared';
+  return config;
+}
+
+/** Restore the learned classes, tasks and per-task weights of a loaded file; a gap is a 'missing' CheckpointError. */
+export function restoreTasks(
+  detector: ContinualDetector,
+  meta: { classes: LearnedClass[]; tasks: TaskRecord[] },
+  tensors: Readonly<Record<string, tf.Tensor>>,
+  source: string,
+): void {
+  try {
+    detector.restore(meta.classes, meta.tasks, tensors);
+  } catch (cause) {
+    detector.dispose();
+    throw new CheckpointError('missing', source, `${source}: ${(cause as Error).message}; the file is incomplete, save or export it again`, { cause });
   }
 }

@@ -8,7 +8,7 @@
 import type { AnomalyDataset, Sample } from '@ofm/datasets';
 import { auroc, finalAverage, forgetting } from '@ofm/metrics';
 import { acquireCheckpointLock, tf } from '@ofm/tensor';
-import type { ContinualDetector, Detection, LearnProgress, TrainingFault } from './detector';
+import type { ContinualDetector, Detection, LearnProgress, TaskRecord, TrainingFault } from './detector';
 import { type ClassMetrics, classMetrics } from './evaluate';
 import { saveDetector } from './persist';
 import { type SnapshotPolicy, disposeSnapshot, loadTrainSnapshot, saveTrainSnapshot, snapshotMismatch } from './snapshot';
@@ -140,8 +140,19 @@ export async function evaluateClass(
   return { metrics, scores, rawScores, labels, routedRight, count: refs.length, samples };
 }
 
+/**
+ * What {@link buildReport} reads of a detector: the classes in learning order (with the task that
+ * taught each and its start timestep, when it has one) and the task records. A
+ * {@link ContinualDetector} is one; a reference method provides its own.
+ */
+export interface ReportSource {
+  classNames(): string[];
+  readonly classes: readonly { className: string; task: number; tStart?: number }[];
+  readonly tasks: readonly Pick<TaskRecord, 'index' | 'classes' | 'steps' | 'trainSeconds' | 'finalLoss' | 'basisRank' | 'basisBytes'>[];
+}
+
 /** Build the report of the tasks learned so far from the stored results. */
-export function buildReport(detector: ContinualDetector, results: RunResults, projection: boolean): ContinualReport {
+export function buildReport(detector: ReportSource, results: RunResults, projection: boolean): ContinualReport {
   const classes = detector.classNames();
   const learnedAt = detector.classes.map((c) => c.task);
   const classMatrices = {} as ContinualReport['classMatrices'];
@@ -192,7 +203,12 @@ export function buildReport(detector: ContinualDetector, results: RunResults, pr
       steps: t.steps,
       trainSeconds: t.trainSeconds,
       finalLoss: t.finalLoss,
-      tStart: Object.fromEntries(t.classes.map((c) => [c, detector.classes.find((k) => k.className === c)!.tStart])),
+      tStart: Object.fromEntries(
+        t.classes.flatMap((c) => {
+          const tStart = detector.classes.find((k) => k.className === c)?.tStart;
+          return tStart === undefined ? [] : [[c, tStart]];
+        }),
+      ),
       basisRank: t.basisRank,
       basisBytes: t.basisBytes,
     })),

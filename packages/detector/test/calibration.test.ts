@@ -1,6 +1,6 @@
 import { Rng, tf } from '@ofm/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { describeImages, fitClassCalibration, routeToClass } from '../src/calibration';
+import { MAX_ROUTING_KEYS, describeImages, fitClassCalibration, routeImages, routeToClass } from '../src/calibration';
 import { chooseStartTimestep } from '../src/detector';
 
 beforeAll(async () => {
@@ -29,6 +29,30 @@ describe('calibration', () => {
     for (const d of red.slice(8)) expect(routeToClass(d, classes)).toBe(0);
     for (const d of smoothGrey.slice(8)) expect(routeToClass(d, classes)).toBe(1);
     for (const d of roughGrey.slice(8)) expect(routeToClass(d, classes)).toBe(2);
+  });
+
+  it('routes by the nearest routing key where a broad class would swallow a tight one', () => {
+    // A tight class whose test images drifted (brighter, as crops from another part of a photograph
+    // do) and a broad class that spans them: the nearest prototype picks the broad class, the
+    // nearest training descriptor the tight one.
+    const tight = describeImages(images(rng, 24, [0.3, 0.5, 0.3], 0.05));
+    const broad = [0.1, 0.3, 0.5, 0.7, 0.9].flatMap((v) => describeImages(images(rng, 5, [v, v, v], 0.25)));
+    const drifted = describeImages(images(rng, 8, [0.34, 0.54, 0.34], 0.05));
+    const classes = [fitClassCalibration('tight', tight, [1], [1]), fitClassCalibration('broad', broad, [1], [1])];
+    expect(classes[0]!.routingKeys).toHaveLength(24);
+    expect(drifted.map((d) => routeToClass(d, classes))).toContain(1);
+    expect(routeImages(drifted, classes)).toEqual(drifted.map(() => 0));
+    // A class of an older checkpoint (52-number prototype, no keys): every image uses the prototypes.
+    const legacy = classes.map(({ routingKeys: _, ...c }) => ({ ...c, descriptorMean: c.descriptorMean.slice(0, 52), descriptorStd: c.descriptorStd.slice(0, 52) }));
+    expect(routeImages(drifted, legacy)).toEqual(drifted.map((d) => routeToClass(d, legacy)));
+  });
+
+  it('keeps at most MAX_ROUTING_KEYS keys, spread over the training images', () => {
+    const many = describeImages(images(rng, MAX_ROUTING_KEYS * 2 + 1, [0.5, 0.5, 0.5], 0.1));
+    const c = fitClassCalibration('many', many, [1], [1]);
+    expect(c.routingKeys).toHaveLength(MAX_ROUTING_KEYS);
+    expect(c.routingKeys![0]).toEqual(Array.from(many[0]!));
+    expect(c.routingKeys![MAX_ROUTING_KEYS - 1]).toEqual(Array.from(many[Math.floor((MAX_ROUTING_KEYS - 1) * (many.length / MAX_ROUTING_KEYS))]!));
   });
 
   it('keeps score statistics and floors a degenerate spread', () => {

@@ -21,7 +21,8 @@ export const TINY_CONFIG: DetectorConfigInput = {
   amn: { enabled: true, hintChannels: [8, 8], dim: 8, layers: 1, heads: 2, ffn: 16, dropout: 0, maskSize: 3 },
   training: { steps: 6, batchSize: 4, lr: 2e-3, maxTimestep: 200 },
   reconstruction: { tStartCandidates: [40, 80], steps: 2, eta: 0 },
-  continual: { collectImages: 4, maxRowsPerCall: 32 },
+  // Shared weights: most detector tests exercise gradient projection (retention.test.ts covers per-task weights).
+  continual: { weights: 'shared', collectImages: 4, maxRowsPerCall: 32 },
   validation: { fraction: 0.25, minImages: 2 },
   inferenceBatch: 8,
   seed: 3,

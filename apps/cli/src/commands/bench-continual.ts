@@ -3,7 +3,8 @@
  * as a single table (the paper's method table).
  *
  * Every (method, seed) pair is an independent run of the same continual pipeline `ofm train` uses
- * (`runContinual`: learn each task, evaluate every class seen after it), in its own child process
+ * (`runContinual`: learn each task, evaluate every class seen after it; the reference `knn` runs
+ * `runReference`, with the same data, evaluation and report), in its own child process
  * (`ofm bench continual-run PLAN ID`, hidden), so `--jobs N` runs N of them at once and one
  * run's tfjs state never touches another's. The parent writes `<out>/plan.json` (every run's
  * resolved config), each child writes `<out>/runs/<id>.json` (its result), `<out>/runs/<id>/` (its
@@ -17,13 +18,14 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
+import type { AnomalyDataset } from '@ofm/datasets';
 import type { ContinualDetector, ContinualReport, DetectorConfig, DetectorConfigInput, RunProgress } from '@ofm/detector';
 import { finalAverage, forgetting } from '@ofm/metrics';
 import type { Command } from 'commander';
 import { type DataOptions, FORMATS, openDataset, tasksOf } from '../data';
 import { CliError, EXIT } from '../errors';
 import { type CommonCliOptions, Progress, integer, isAbort, withInterrupts } from '../util';
-import { describeRunProgress, initRuntime } from './run-shared';
+import { type TrainerSetup, describeRunProgress, initRuntime } from './run-shared';
 import { readConfigFile } from './train';
 
 /** One layer's consolidation record for one task (from the detector's GPM memory report). */
@@ -36,25 +38,54 @@ export interface BenchMethod {
   config: DetectorConfigInput;
   /** Learn all classes of the sequence as one task (with the steps of the whole sequence). */
   joint?: boolean;
+  /**
+   * A reference method instead of the model: `'knn'` runs `PatchKnnDetector` through `runReference`
+   * (no training; the config gives it the image size, seed and test batch only).
+   */
+  reference?: 'knn';
 }
 
 /** A plain condition branch: no neighbour mask and no feature-reconstruction loss (not an AMN). */
-const PLAIN_CONDITION: DetectorConfigInput = { amn: { useMask: false }, training: { amnWeight: 0 } };
+const PLAIN_CONDITION = { amn: { useMask: false }, training: { amnWeight: 0 } } satisfies DetectorConfigInput;
 
 /**
- * The methods of the table. `gpm` and `ofm-noamn` share the plain condition, `ofm-noisvd` and
- * `ofm` the AMN, so {gpm, ofm-noamn} and {ofm-noisvd, ofm} each differ only in the factoriser.
+ * The methods of the table. Every method but `ofm` (the detector defaults: per-task weights) shares
+ * one set of weights across tasks. `gpm` and `ofm-noamn` share the plain condition, `ofm-noisvd` and
+ * `ofm-shared` the AMN, so {gpm, ofm-noamn} and {ofm-noisvd, ofm-shared} each differ only in the
+ * factoriser.
  */
 export const BENCH_METHODS = {
-  finetune: { description: 'the same model (AMN) without gradient projection: shows catastrophic forgetting', config: { continual: { projection: 'none' } } },
+  finetune: {
+    description: 'the same model (AMN), shared weights without gradient projection: shows catastrophic forgetting',
+    config: { continual: { weights: 'shared', projection: 'none' } },
+  },
   gpm: {
     description: "gradient projection with the naive representation matrices (every collected row kept, one SVD per task: the original GPM), plain condition branch (no neighbour mask, no AMN loss)",
-    config: { ...PLAIN_CONDITION, continual: { factorizer: 'naive' } },
+    config: { ...PLAIN_CONDITION, continual: { weights: 'shared', factorizer: 'naive' } },
   },
-  ofm: { description: 'One-for-More: gradient projection + iSVD + AMN (the detector defaults)', config: {} },
-  joint: { description: 'all classes learned as one task with the steps of the whole sequence: the upper bound', config: { continual: { projection: 'none' } }, joint: true },
-  'ofm-noamn': { description: 'One-for-More without the AMN: plain condition branch (no neighbour mask, no AMN loss)', config: PLAIN_CONDITION },
-  'ofm-noisvd': { description: 'One-for-More with the naive representation matrices instead of iSVD', config: { continual: { factorizer: 'naive' } } },
+  ofm: {
+    description: 'the detector defaults: AMN, per-task weights (each task trains from the previous one and keeps its copy; routing picks it), no forgetting by construction',
+    config: {},
+  },
+  'ofm-shared': { description: 'One-for-More as published: shared weights, gradient projection + iSVD + AMN', config: { continual: { weights: 'shared' } } },
+  joint: {
+    description: 'all classes learned as one task with the steps of the whole sequence: the upper bound',
+    config: { continual: { weights: 'shared', projection: 'none' } },
+    joint: true,
+  },
+  'ofm-noamn': {
+    description: 'ofm-shared without the AMN: plain condition branch (no neighbour mask, no AMN loss)',
+    config: { ...PLAIN_CONDITION, continual: { weights: 'shared' } },
+  },
+  'ofm-noisvd': {
+    description: 'ofm-shared with the naive representation matrices instead of iSVD',
+    config: { continual: { weights: 'shared', factorizer: 'naive' } },
+  },
+  knn: {
+    description: 'PatchCore-style patch memory bank on filter-bank features; stores features of every class (not continual); reference',
+    config: {},
+    reference: 'knn',
+  },
 } satisfies Record<string, BenchMethod>;
 
 export type BenchMethodName = keyof typeof BENCH_METHODS;
@@ -117,9 +148,11 @@ export type RunResult = Omit<PlannedRun, 'config'> & {
     train_seconds: number;
     /** Wall time of the evaluation of every class seen after the task (test split). */
     evaluate_seconds: number | null;
+    /** GPM bases held after the task (`knn`: its feature banks). */
     basis_bytes: number;
-    representation_peak_bytes: number;
-    representation_matrix_bytes: number;
+    /** Null for `knn`, which collects no representations. */
+    representation_peak_bytes: number | null;
+    representation_matrix_bytes: number | null;
   }[];
   /** `[afterTask][class]` of each metric, as in the run's report. */
   class_matrices: Record<BenchMetric, (number | null)[][]>;
@@ -526,9 +559,9 @@ async function runOne(planPath: string, id: string): Promise<void> {
 
   const runtime = await initRuntime(plan.backend, progress);
   const { backendReport } = await import('@ofm/tensor');
-  const { detector } = await runtime.makeDetector({ configInput: { ...run.config } });
+  const method = (BENCH_METHODS[run.method] as BenchMethod).reference === 'knn' ? await knnRunner(run) : await modelRunner(run, runtime);
   try {
-    const dataset = await openDataset(plan.data, detector.config.imageSize);
+    const dataset = await openDataset(plan.data, run.config.imageSize);
     // A checkpoint left by an interrupted earlier attempt is replaced: every run starts from scratch.
     rmSync(checkpoint, { recursive: true, force: true });
     // Wall and CPU time of each task (load, learn, evaluate, save) and of its evaluation: the CPU
@@ -558,14 +591,11 @@ async function runOne(planPath: string, id: string): Promise<void> {
           return;
       }
     };
-    const { report } = await withInterrupts((signal) => runtime.run({ dataset, tasks: run.tasks, detector, out: checkpoint, signal, onProgress })).catch(
-      (err) => {
-        if (isAbort(err)) throw new CliError(`${id} interrupted`, EXIT.interrupted);
-        throw err;
-      },
-    );
+    const summary = await withInterrupts((signal) => method.run({ dataset, out: checkpoint, signal, onProgress })).catch((err) => {
+      if (isAbort(err)) throw new CliError(`${id} interrupted`, EXIT.interrupted);
+      throw err;
+    });
     const backend = backendReport();
-    const summary = summariseRun(report, detector.gpm.memoryReport());
     summary.per_task.forEach((t, i) => {
       t.seconds = timing[i]?.seconds ?? null;
       t.cpu_seconds = timing[i]?.cpuSeconds ?? null;
@@ -588,8 +618,54 @@ async function runOne(planPath: string, id: string): Promise<void> {
     };
     writeAtomic(runFile(out, id), `${JSON.stringify(result, null, 2)}\n`);
   } finally {
-    detector.dispose();
+    method.dispose();
   }
+}
+
+type RunSummary = ReturnType<typeof summariseRun>;
+
+/** One method's learning and evaluation over the run's tasks, summarised; `dispose` releases its model. */
+interface MethodRunner {
+  run(opts: { dataset: AnomalyDataset; out: string; signal: AbortSignal; onProgress: (p: RunProgress) => void }): Promise<RunSummary>;
+  dispose(): void;
+}
+
+/** The model's methods: the continual pipeline of `ofm train`, summarised from its report and GPM memory. */
+async function modelRunner(run: PlannedRun, runtime: TrainerSetup): Promise<MethodRunner> {
+  const { detector } = await runtime.makeDetector({ configInput: { ...run.config } });
+  return {
+    run: async (o) => summariseRun((await runtime.run({ ...o, tasks: run.tasks, detector })).report, detector.gpm.memoryReport()),
+    dispose: () => detector.dispose(),
+  };
+}
+
+/** The reference `knn`: a patch memory bank per class (`PatchKnnDetector` through `runReference`), on the same data and metrics. */
+async function knnRunner(run: PlannedRun): Promise<MethodRunner> {
+  const det = await import('@ofm/detector');
+  const knn = new det.PatchKnnDetector({ imageSize: run.config.imageSize, seed: run.config.seed });
+  return {
+    run: async (o) => {
+      const { report } = await det.runReference({ ...o, tasks: run.tasks, detector: knn, batch: run.config.inferenceBatch });
+      return referenceSummary(report, knn.bankBytes());
+    },
+    dispose: () => knn.dispose(),
+  };
+}
+
+/**
+ * The summary of a reference run: metrics and forgetting as {@link summariseRun} computes them; the
+ * memory it holds is its feature banks (in the bases column, per task the banks after it), and it
+ * collects no representations (null).
+ */
+export function referenceSummary(report: ContinualReport, bankBytes: number): RunSummary {
+  const summary = summariseRun(report, []);
+  return {
+    ...summary,
+    basis_bytes: bankBytes,
+    representation_peak_bytes: null,
+    representation_matrix_bytes: null,
+    per_task: summary.per_task.map((t) => ({ ...t, representation_peak_bytes: null, representation_matrix_bytes: null })),
+  };
 }
 
 /**
@@ -736,7 +812,7 @@ export function buildBenchJson(
 /**
  * The comparisons the paper's claims rest on (issue #6's bars), from the rows present: forgetting
  * of `ofm` against `finetune`, `ofm` against `joint`, and iSVD against the naive representation in
- * the two pairs that differ only in it (`ofm` / `ofm-noisvd`, `ofm-noamn` / `gpm`).
+ * the two pairs that differ only in it (`ofm-shared` / `ofm-noisvd`, `ofm-noamn` / `gpm`).
  */
 export function compareMethods(rows: BenchRow[]): BenchComparison[] {
   const by = (m: BenchMethodName) => rows.find((r) => r.method === m);
@@ -767,7 +843,7 @@ export function compareMethods(rows: BenchRow[]): BenchComparison[] {
     });
   }
   for (const [isvd, naive] of [
-    ['ofm', 'ofm-noisvd'],
+    ['ofm-shared', 'ofm-noisvd'],
     ['ofm-noamn', 'gpm'],
   ] as const) {
     const a = by(isvd);
@@ -851,7 +927,7 @@ export function formatBenchMarkdown(r: BenchJson): string {
     '',
     'Metrics in %: the final average over all classes after the last task (image AUROC, pixel AUROC, pixel AP, AUPRO at FPR 0.3). ' +
       'Forgetting in points: for each class learned before the last task, its best result before the last task minus its final result, averaged (– where undefined: one task). ' +
-      '"Bases held": the GPM bases after the last task (float32). "Representation, peak": the most memory the representations held at once while one task was collected (the factors or stacks of all layers plus the largest block being folded in); ' +
+      '"Bases held": the GPM bases after the last task (float32; for the reference `knn`, its patch banks, and – for the representation columns: it collects none). "Representation, peak": the most memory the representations held at once while one task was collected (the factors or stacks of all layers plus the largest block being folded in); ' +
       '"full representation": the size of the representation matrices collected for one task (4 · rows · input dimension, summed over layers), what a method must hold without iSVD.',
     '',
   ];

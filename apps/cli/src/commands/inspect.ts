@@ -1,9 +1,15 @@
 import type { Command } from 'commander';
 import { CliError } from '../errors';
+import { integer } from '../util';
 
 interface InspectCliOptions {
   json?: boolean;
   verify?: boolean;
+  drift?: string;
+  data?: string;
+  format: string;
+  images: string;
+  backend?: string;
 }
 
 /** `ofm inspect`: what a checkpoint holds, read from its manifest alone (no weights loaded). */
@@ -14,12 +20,23 @@ export function registerInspect(program: Command): void {
     .argument('<ckpt>', 'checkpoint directory')
     .option('--json', 'print one JSON object')
     .option('--verify', 'also check the size and SHA-256 of every file (weights, bases, report), and of a training snapshot')
+    .option('--drift <earlier>', "what the tasks learned since checkpoint <earlier> changed for its classes (needs --data; keep a checkpoint per task with 'ofm train --keep-tasks')")
+    .option('--data <dir>', '--drift: the dataset the checkpoints were trained on (normal training images of each earlier class)')
+    .option('--format <name>', '--drift: dataset layout (mvtec, visa, folder)', 'mvtec')
+    .option('--images <n>', '--drift: normal images per class', '16')
+    .option('--backend <name>', '--drift: tfjs backend (default $OFM_BACKEND, else auto)')
     .addHelpText(
       'after',
       `
 Exit codes: 0 fine, 2 not a checkpoint, damaged (the file at fault is named) or of another version.`,
     )
     .action(async (ckpt: string, o: InspectCliOptions) => {
+      if (o.drift !== undefined) {
+        if (!o.data) throw new CliError('--drift needs --data DIR: the dataset the checkpoints were trained on');
+        const { inspectDrift } = await import('./drift');
+        await inspectDrift(ckpt, o.drift, { data: o.data, format: o.format, images: integer('--images', o.images, 1), backend: o.backend, json: o.json });
+        return;
+      }
       const { readDetectorMeta, readSnapshotMeta, snapshotDir } = await import('@ofm/detector');
       const { readManifest, verifyCheckpoint } = await import('@ofm/tensor');
       let meta: Awaited<ReturnType<typeof readDetectorMeta>>;

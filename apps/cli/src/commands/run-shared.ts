@@ -21,6 +21,8 @@ export interface DetectorOverrides {
   imageSize?: number;
   seed?: number;
   projection?: boolean;
+  /** One set of weights for every task (`continual.weights: 'shared'`) instead of per-task weights. */
+  sharedWeights?: boolean;
   amn?: boolean;
 }
 
@@ -55,7 +57,9 @@ export async function initRuntime(backend: string | undefined, progress?: Progre
     if (overrides.steps !== undefined) merge('training', { steps: overrides.steps });
     if (overrides.imageSize !== undefined) input.imageSize = overrides.imageSize;
     if (overrides.seed !== undefined) input.seed = overrides.seed;
-    if (overrides.projection === false) merge('continual', { projection: 'none' });
+    // Without projection, shared weights are the point of the ablation (per-task weights never use it).
+    if (overrides.projection === false) merge('continual', { weights: 'shared', projection: 'none' });
+    if (overrides.sharedWeights) merge('continual', { weights: 'shared' });
     if (overrides.amn === false) merge('amn', { enabled: false });
     try {
       return { detector: new det.ContinualDetector(input) };

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { cpSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../errors';
@@ -23,6 +23,9 @@ interface TrainCliOptions extends DataOptions, CommonCliOptions {
   steps?: string;
   imageSize?: string;
   projection: boolean;
+  preset?: string;
+  sharedWeights?: boolean;
+  keepTasks?: boolean;
   amn: boolean;
   eval: boolean;
   seed?: string;
@@ -32,6 +35,18 @@ interface TrainCliOptions extends DataOptions, CommonCliOptions {
 }
 
 /** Read a `--config` JSON file of detector config fields, with one clear error when it is not one. */
+/** The config input of `--preset NAME` (if given) with the `--config FILE` fields merged over it. */
+export async function configWithPreset(preset: string | undefined, file: string | undefined): Promise<Record<string, unknown>> {
+  const user = file ? readConfigFile(file) : {};
+  if (preset === undefined) return user;
+  const { mergeConfigInputs, presetConfig } = await import('@ofm/detector');
+  try {
+    return mergeConfigInputs(presetConfig(preset), user) as Record<string, unknown>;
+  } catch (err) {
+    throw new CliError(`--preset: ${(err as Error).message}`);
+  }
+}
+
 export function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
   try {
@@ -59,12 +74,15 @@ export function registerTrain(program: Command): void {
     .option('--tasks <spec>', 'tasks as "a,b|c": "," joins classes into one task, "|" separates tasks')
     .option('--out <ckpt>', 'checkpoint directory to write (rewritten atomically after each task)')
     .option('--resume <ckpt>', 'continue from this checkpoint (the tasks it holds must start the task list)')
-    .option('--config <file>', 'detector config JSON (partial; defaults fill the rest)')
+    .option('--preset <name>', 'start from a preset config: quick (the defaults), texture (64 px; see ofm train --help)')
+    .option('--config <file>', 'detector config JSON (partial; merged over the preset; defaults fill the rest)')
     .option('--steps <n>', 'training steps per task (overrides the config)')
     .option('--image-size <n>', 'image size in pixels (overrides the config)')
-    .option('--no-projection', 'ablation: no gradient projection (shows the forgetting it prevents)')
+    .option('--shared-weights', 'one set of weights for every task, protected by gradient projection (One-for-More as published) instead of per-task weights')
+    .option('--no-projection', 'ablation: shared weights without gradient projection (shows the forgetting it prevents)')
     .option('--no-amn', 'ablation: no condition network')
     .option('--no-eval', 'skip the evaluation after each task')
+    .option('--keep-tasks', 'also keep a copy of the checkpoint after each task, <ckpt>.task<N> (for ofm inspect --drift)')
     .option('--seed <n>', 'random seed (overrides the config)')
     .option('--backend <name>', 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu (default $OFM_BACKEND, else auto)')
     .option('--normal-dir <dir>', 'folder format: normal images (default <data>/normal)')
@@ -85,6 +103,12 @@ latest snapshot (<ckpt>/snapshot/, taken every --snapshot-seconds, on interrupt 
 training): --resume continues the task from there. One process writes a checkpoint at a time.
 The report (report.md, report.json, figures/) is written inside the checkpoint directory, under report/.
 
+Each task keeps its own copy of the weights (continual.weights: per-task), so a later task never
+changes how an earlier class is detected; --shared-weights trains one set of weights protected by
+gradient projection instead (One-for-More as published; it forgets on real photographs, see
+docs/benchmarks.md). Presets: quick (the defaults, 32 px), texture (64 px images trained on 32 px
+crops: fine textures and small defects, about twice the time of quick).
+
 Example:
   ofm synth --out data && ofm train --data data --tasks "tiles|washer|chip" --out model`,
     )
@@ -92,16 +116,17 @@ Example:
       const started = Date.now();
       const out = o.out ?? o.resume;
       if (!out) throw new CliError('give --out CKPT (a new checkpoint directory) or --resume CKPT');
-      const configInput: Record<string, unknown> = o.config ? readConfigFile(o.config) : {};
+      const configInput = await configWithPreset(o.preset, o.config);
       const overrides = {
         steps: o.steps !== undefined ? integer('--steps', o.steps, 1) : undefined,
         imageSize: o.imageSize !== undefined ? integer('--image-size', o.imageSize, 8, 1024) : undefined,
         seed: o.seed !== undefined ? integer('--seed', o.seed, 0) : undefined,
         projection: o.projection,
+        sharedWeights: o.sharedWeights,
         amn: o.amn,
       };
-      if (o.resume && (o.config || overrides.imageSize !== undefined || !o.amn || overrides.seed !== undefined)) {
-        throw new CliError('--resume keeps the checkpoint\'s model: --config, --image-size, --seed and --no-amn cannot change it');
+      if (o.resume && (o.config || o.preset || overrides.imageSize !== undefined || !o.amn || overrides.seed !== undefined || o.sharedWeights)) {
+        throw new CliError('--resume keeps the checkpoint\'s model: --preset, --config, --image-size, --seed, --shared-weights and --no-amn cannot change it');
       }
       const snapshots = o.snapshots && {
         everySteps: o.snapshotEvery !== undefined ? integer('--snapshot-every', o.snapshotEvery, 1) : undefined,
@@ -190,6 +215,7 @@ async function train(o: TrainCliOptions, { out, configInput, overrides, snapshot
             if (p.kind === 'saved') {
               lastSaved = p.task + 1;
               snapshot = null;
+              if (o.keepTasks) keepTaskCopy(p.path, p.task);
               const c = p.report.curve[p.report.curve.length - 1]!;
               progress.note(
                 `task ${p.task + 1}/${p.tasks} saved to ${p.path}` +
@@ -225,4 +251,14 @@ async function train(o: TrainCliOptions, { out, configInput, overrides, snapshot
   } finally {
     detector.dispose();
   }
+}
+
+/** Copy the checkpoint just saved to `<ckpt>.task<N>` (replacing an earlier copy), atomically. */
+function keepTaskCopy(ckpt: string, task: number): void {
+  const dest = `${ckpt}.task${task + 1}`;
+  const tmp = `${dest}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  cpSync(ckpt, tmp, { recursive: true, filter: (src) => !src.endsWith('/snapshot') });
+  rmSync(dest, { recursive: true, force: true });
+  renameSync(tmp, dest);
 }
