@@ -43,7 +43,7 @@ export function registerEval(program: Command): void {
         await withInterrupts(async (signal) => {
           for (const cls of classes) {
             if (signal.aborted) throw Object.assign(new Error('interrupted'), { name: 'AbortError' });
-            const r = await det.evaluateClass(detector, dataset, cls, (done, total) => progress.update(cls, `evaluating ${cls}`, done, total));
+            const r = await det.evaluateClass(detector, dataset, cls, (done, total) => progress.update(cls, `evaluating ${cls}`, done, total), signal);
             perClass[cls] = r.metrics;
           }
         }).catch((err) => {
