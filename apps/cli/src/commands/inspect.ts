@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CliError } from '../errors';
+import { checkListedSizes, refuseExport, requireFolder } from '../checks';
 
 interface InspectCliOptions {
   json?: boolean;
@@ -13,13 +14,18 @@ export function registerInspect(program: Command): void {
     .description('show a checkpoint: tasks and classes learned, basis ranks and bytes per layer, config, results')
     .argument('<ckpt>', 'checkpoint directory')
     .option('--json', 'print one JSON object')
-    .option('--verify', 'also check the size and SHA-256 of every file (weights, bases, report), and of a training snapshot')
+    .option('--verify', 'also check the SHA-256 of every file (weights, bases, report), and of a training snapshot (without it, only their sizes)')
     .addHelpText(
       'after',
       `
-Exit codes: 0 fine, 2 not a checkpoint, damaged (the file at fault is named) or of another version.`,
+Without --verify, every file the manifest lists is checked for its size (missing, truncated or
+extended files are caught at once); --verify reads every file and checks its SHA-256 too (a byte
+changed in place). Exit codes: 0 fine, 2 not a checkpoint, damaged (the file at fault is named) or of
+another version.`,
     )
     .action(async (ckpt: string, o: InspectCliOptions) => {
+      requireFolder(ckpt, `'${ckpt}'`);
+      refuseExport(ckpt, `'${ckpt}'`);
       const { readDetectorMeta, readSnapshotMeta, snapshotDir } = await import('@ofm/detector');
       const { readManifest, verifyCheckpoint } = await import('@ofm/tensor');
       let meta: Awaited<ReturnType<typeof readDetectorMeta>>;
@@ -28,6 +34,7 @@ Exit codes: 0 fine, 2 not a checkpoint, damaged (the file at fault is named) or 
       try {
         snapshot = await readSnapshotMeta(ckpt);
         if (snapshot && o.verify) await verifyCheckpoint(snapshotDir(ckpt));
+        else if (snapshot) checkListedSizes(snapshotDir(ckpt), await readManifest(snapshotDir(ckpt)));
         if (snapshot && snapshot.base.length === 0 && (await readManifest(ckpt).catch(() => null)) === null) {
           // Interrupted during its first task: nothing but the snapshot yet.
           const unfinished = { task: 1, classes: snapshot.classes, step: snapshot.step, steps: snapshot.steps, saved_at: snapshot.savedAt };
@@ -39,6 +46,7 @@ Exit codes: 0 fine, 2 not a checkpoint, damaged (the file at fault is named) or 
           return;
         }
         manifest = o.verify ? await verifyCheckpoint(ckpt) : await readManifest(ckpt);
+        if (!o.verify) checkListedSizes(ckpt, manifest);
         meta = await readDetectorMeta(ckpt);
       } catch (err) {
         throw new CliError((err as Error).message);
@@ -93,7 +101,9 @@ Exit codes: 0 fine, 2 not a checkpoint, damaged (the file at fault is named) or 
       const lines = [
         `checkpoint ${ckpt} (format ${info.format_version}, saved ${info.saved_at} on ${info.backend})`,
         `model: ${(parameters / 1e6).toFixed(2)} M parameters, ${info.image_size} px images, AMN ${meta.config.amn.enabled ? 'on' : 'off'}, projection ${meta.config.continual.projection}`,
-        ...(info.verified ? [`verified: every file matches its size and SHA-256 in the manifest${snapshot ? ' (snapshot included)' : ''}`] : []),
+        info.verified
+          ? `verified: every file matches its size and SHA-256 in the manifest${snapshot ? ' (snapshot included)' : ''}`
+          : `checked: every file has the size the manifest gives${snapshot ? ' (snapshot included)' : ''}; contents (SHA-256) only with --verify`,
         ...(info.unfinished
           ? [
               `unfinished: task ${info.unfinished.task} (${info.unfinished.classes.join(',')}) trained to step ${info.unfinished.step}/${info.unfinished.steps} (snapshot of ${info.unfinished.saved_at}); ofm train --resume continues it`,

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../errors';
+import { preflightTrain } from '../checks';
 import { type DataOptions, FORMATS, openDataset, tasksOf } from '../data';
 import { type CommonCliOptions, Progress, integer, interruptExitCode, isAbort, positiveNumber, withInterrupts } from '../util';
 import {
@@ -107,6 +108,8 @@ Example:
         everySteps: o.snapshotEvery !== undefined ? integer('--snapshot-every', o.snapshotEvery, 1) : undefined,
         everySeconds: positiveNumber('--snapshot-seconds', o.snapshotSeconds),
       };
+      // The output folder and the data, checked before anything is built or written.
+      await preflightTrain({ ...o, out: o.out, imageSize: overrides.imageSize });
       const progress = new Progress('train', o.quiet || o.json === true);
       const runtime: TrainerSetup = await initRuntime(o.backend, progress);
       // Held from before the checkpoint is read until the command ends: one writer at a time.
