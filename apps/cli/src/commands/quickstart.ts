@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../errors';
+import { ofmCommand, shellQuote } from '../invocation';
 import { Progress, integer, interruptExitCode, isAbort, withInterrupts } from '../util';
 import { describeRunProgress, formatCurve, initRuntime, summaryJson } from './run-shared';
 
@@ -64,8 +65,10 @@ export function registerQuickstart(program: Command): void {
         ).catch((err) => {
           if (isAbort(err)) {
             throw new CliError(
-              `interrupted; completed tasks (and a snapshot of the task in training) are kept in ${model}; continue with: ` +
-                `ofm train --resume ${model} --data ${data} --tasks "${QUICKSTART_CLASSES.join('|')}"`,
+              `interrupted; completed tasks (and a snapshot of the task in training) are kept in ${model}; continue with:\n  ` +
+                [ofmCommand(), 'train', '--resume', model, '--data', data, '--tasks', QUICKSTART_CLASSES.join('|'), ...(o.backend ? ['--backend', o.backend] : [])]
+                  .map((a, i) => (i === 0 ? a : shellQuote(a)))
+                  .join(' '),
               interruptExitCode(err),
             );
           }
