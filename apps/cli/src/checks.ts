@@ -108,18 +108,30 @@ export interface TrainPlan extends DataOptions {
   resume?: string;
   eval: boolean;
   imageSize?: number;
+  /** The `--config` file given, and what it holds. */
+  config?: string;
+  configInput?: Record<string, unknown>;
 }
 
 /**
  * Everything `ofm train` can check before the model is built and training starts, so that bad
- * input fails at once (exit 2) with nothing written: the output folder (a file, or a folder of
- * other files, is refused), `--resume` (missing, or a browser export), the dataset, the task list,
+ * input fails at once (exit 2) with nothing written: the `--config` file (every problem of it, by
+ * field), the output folder (a file, or a folder of other files, is refused), `--resume` (missing,
+ * or a browser export), the dataset, the task list,
  * the training images of every class still to learn and, when evaluating, the test split of every
  * class. The checks that need the checkpoint's contents follow once its lock is held.
  */
 export async function preflightTrain(plan: TrainPlan): Promise<void> {
   const out = plan.out ?? plan.resume;
   if (!out) return;
+  if (plan.config !== undefined && plan.configInput) {
+    const { resolveDetectorConfig } = await import('@ofm/detector');
+    try {
+      resolveDetectorConfig(plan.configInput, `--config '${plan.config}'`);
+    } catch (err) {
+      throw new CliError((err as Error).message);
+    }
+  }
   const flag = plan.out !== undefined ? '--out' : '--resume';
   // A folder another process is writing (its lock file beside it) is left to the lock, which names
   // that process: what it holds now says nothing.

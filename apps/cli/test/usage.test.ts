@@ -94,6 +94,23 @@ describe('ofm train checks its output folder and data before training (item 3)',
   });
 });
 
+describe('ofm train refuses a config file with nonsense (item 15)', () => {
+  it('every problem by field, naming the file, exit 2 before anything is written', async () => {
+    const bad = join(dir, 'bad config.json');
+    await writeFile(
+      bad,
+      JSON.stringify({ ...TINY_CONFIG, training: { ...TINY_CONFIG.training, stpes: 10, clipGradNorm: -1 }, map: { sigmas: 'x', topFraction: 7 }, continual: { collectImages: 0 } }),
+    );
+    const before = listing(dir);
+    const r = await ofm(['train', '--data', data, '--tasks', 'tiles', '--out', join(dir, 'never'), '--config', bad]);
+    expectRefused(r, /^ofm: error: --config '.*bad config\.json': 5 problems:$/m);
+    for (const field of ['training.stpes: unknown field', 'training.clipGradNorm', 'map.sigmas', 'map.topFraction', 'continual.collectImages']) {
+      expect(r.stderr).toContain(`  - ${field}`);
+    }
+    expect(listing(dir)).toEqual(before);
+  });
+});
+
 describe('ofm inspect checks file sizes without --verify (item 12)', () => {
   it('a truncated weights file: exit 2 naming it; a byte changed in place: only --verify finds it, and plain inspect says so', async () => {
     const copy = join(dir, 'damaged');

@@ -110,7 +110,7 @@ Example:
         everySeconds: positiveNumber('--snapshot-seconds', o.snapshotSeconds),
       };
       // The output folder and the data, checked before anything is built or written.
-      await preflightTrain({ ...o, out: o.out, imageSize: overrides.imageSize });
+      await preflightTrain({ ...o, out: o.out, imageSize: overrides.imageSize, configInput });
       const progress = new Progress('train', o.quiet || o.json === true);
       const runtime: TrainerSetup = await initRuntime(o.backend, progress);
       // Held from before the checkpoint is read until the command ends: one writer at a time.
