@@ -1,4 +1,8 @@
 import { main } from './cli';
+import { adoptCallerDirectory } from './invocation';
+
+// Under `pnpm ofm`, relative paths resolve from the caller's directory, not the repository root.
+adoptCallerDirectory();
 
 main(process.argv.slice(2)).then(
   (code) => {

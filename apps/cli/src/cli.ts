@@ -20,6 +20,9 @@ export function buildProgram(): Command {
     .description('one-for-more: continual visual anomaly detection with a diffusion model')
     .version(VERSION, '-v, --version', 'print the ofm version')
     .showHelpAfterError('(run with --help for usage)')
+    // Usage errors from commander ("error: unknown option ...") get the prefix of every other error.
+    // Set before the commands are added: each inherits it.
+    .configureOutput({ outputError: (message, write) => write(`ofm: ${message}`) })
     .exitOverride();
   registerInfo(program);
   registerSynth(program);

@@ -1,7 +1,7 @@
 /** Opening a user's dataset for `ofm train` / `ofm eval`, with one clear error on bad input. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type AnomalyDataset, DatasetError, continualSettings, loadFolder, loadMvtec, loadVisa, resolveTasks } from '@ofm/datasets';
+import { type AnomalyDataset, DatasetError, continualSettings, isContinualSettingName, loadFolder, loadMvtec, loadVisa, resolveTasks } from '@ofm/datasets';
 import { CliError } from './errors';
 
 export const FORMATS = ['mvtec', 'visa', 'folder'] as const;
@@ -54,6 +54,11 @@ export function tasksOf(dataset: AnomalyDataset, opts: { setting?: string; tasks
   if (!spec) {
     throw new CliError(
       `say which classes to learn: --tasks "a,b|c" (',' joins classes into a task, '|' separates tasks) or --setting NAME (${Object.keys(continualSettings).join(', ')}); this dataset has: ${dataset.classes.join(', ')}`,
+    );
+  }
+  if (opts.setting !== undefined && !isContinualSettingName(opts.setting)) {
+    throw new CliError(
+      `--setting '${opts.setting}' is not a continual setting; the settings are: ${Object.keys(continualSettings).join(', ')} (or give your own with --tasks "a,b|c")`,
     );
   }
   try {

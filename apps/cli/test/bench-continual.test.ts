@@ -187,7 +187,7 @@ describe('ofm bench continual', () => {
       [['bench', 'continual', '--data', data, '--tasks', 'tiles|washer', '--methods', 'ofm,nope', '--out', join(dir, 'x')], /unknown method 'nope'/],
       [['bench', 'continual', '--data', data, '--tasks', 'tiles|washer', '--seeds', '1,x', '--out', join(dir, 'x')], /--seeds must be an integer/],
       [withConfig(other), /holds a result of another configuration/],
-      [withConfig(badFactorizer), /continual\.factorizer must be 'isvd' or 'naive'/],
+      [withConfig(badFactorizer), /continual\.factorizer: must be one of 'isvd', 'naive', got "svd"/],
     ];
     for (const [a, pattern] of cases) {
       const r = await ofm(a);

@@ -1,8 +1,11 @@
 /** Running the built `ofm` binary in a subprocess, as a user does. Build first: `pnpm --filter @ofm/cli... build`. */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { expect } from 'vitest';
 
 export const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 const exec = promisify(execFile);
@@ -38,3 +41,32 @@ export const TINY_CONFIG = {
   continual: { collectImages: 4, maxRowsPerCall: 32 },
   validation: { fraction: 0.25, minImages: 2 },
 };
+
+/** A refusal of bad input: exit code 2, one `ofm: error:` line matching `pattern`, no stack trace or raw system error. */
+export function expectRefused(r: OfmResult, pattern: RegExp, what = ''): void {
+  expect(r.code, `${what}: ${r.stderr}`).toBe(2);
+  const errors = r.stderr.split('\n').filter((l) => l.startsWith('ofm: error:'));
+  expect(errors, r.stderr).toHaveLength(1);
+  expect(r.stderr).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/^error:/m);
+  expect(r.stderr).not.toContain('    at ');
+  expect(r.stderr).not.toMatch(/ENOTDIR|ENOENT|EISDIR/);
+}
+
+/**
+ * In `dir`: the synthetic classes tiles, washer and chip (24 px, `data/`), the tiny config
+ * (`tiny.json`) and, unless `train` is false, a checkpoint of tiles | washer (`model/`).
+ */
+export async function tinyFixture(dir: string, train = true): Promise<{ data: string; config: string; ckpt: string }> {
+  const data = join(dir, 'data');
+  const config = join(dir, 'tiny.json');
+  const ckpt = join(dir, 'model');
+  await writeFile(config, JSON.stringify(TINY_CONFIG));
+  const s = await ofm(['synth', '--out', data, '--classes', 'tiles,washer,chip', '--size', '24', '--n-train', '10', '--n-test-good', '3', '--n-test-bad', '3']);
+  expect(s.code, s.stderr).toBe(0);
+  if (train) {
+    const t = await ofm(['train', '--data', data, '--tasks', 'tiles|washer', '--out', ckpt, '--config', config, '--backend', 'wasm', '--quiet']);
+    expect(t.code, t.stderr).toBe(0);
+  }
+  return { data, config, ckpt };
+}

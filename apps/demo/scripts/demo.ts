@@ -7,15 +7,19 @@
  *   pnpm demo --fresh          train the small demo model again
  *   --port N (default 5173)    --host H (default 127.0.0.1; 0.0.0.0 to serve the network)
  *
- * The root script builds the packages, the CLI and the app first (turbo), then runs this file.
+ * The root script builds the packages, the CLI and the app first (turbo), then runs this file
+ * (`node --import tsx`: one process, no tsx wrapper in between). Relative paths are the caller's
+ * (pnpm's INIT_CWD). It ends with pnpm: Ctrl-C, SIGTERM, or pnpm (or the shell it runs the script
+ * in) going away stop the server, and a training run it started, within a second or so.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEMO_DIST, DEMO_ROOT, serveStatic } from './serve';
+import { exitWithParents } from './lifecycle';
+import { DEMO_DIST, DEMO_ROOT, type StaticServer, serveStatic } from './serve';
 
 const USAGE = 'usage: pnpm demo [--model DIR] [--fresh] [--port N] [--host H]';
 /** Where the demo model, its data and checkpoint are kept between runs (git-ignored). */
@@ -25,12 +29,40 @@ const DEMO_TASKS = 'tiles|washer|tablet';
 
 const OFM_BIN = join(dirname(createRequire(import.meta.url).resolve('@ofm/cli/package.json')), 'dist', 'bin.js');
 
+/** What runs now, for {@link shutdown}: the `ofm` child (training, export) or the server. */
+let running: { child?: ChildProcess; server?: StaticServer } = {};
+let stopping = false;
+
+/**
+ * Pass `signal` on to the `ofm` child (once: it is in a process group of its own, so a terminal's
+ * Ctrl-C or a `timeout` reaches it only through here, and it keeps its training snapshot), close
+ * the server, then exit: 0 when the server was stopped, else 130 / 143. A hard exit follows after
+ * 10 s whatever hangs.
+ */
+function shutdown(signal: 'SIGINT' | 'SIGTERM', why?: string): void {
+  if (stopping) return;
+  stopping = true;
+  if (why) console.error(`demo: ${why}; stopping`);
+  const { child, server } = running;
+  const code = server ? 0 : signal === 'SIGINT' ? 130 : 143;
+  setTimeout(() => process.exit(code), 10_000).unref();
+  const childDone = child && child.exitCode === null ? new Promise((done) => child.once('exit', done)) : Promise.resolve();
+  child?.kill(signal);
+  void Promise.all([childDone, server?.close()]).then(() => process.exit(code));
+}
+
 /** Run `ofm ...args` with its progress on this terminal; rejects on failure. */
 function ofm(args: string[]): Promise<void> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [OFM_BIN, ...args], { stdio: 'inherit' });
+    // A process group of its own: signals reach it once, through shutdown().
+    const child = spawn(process.execPath, [OFM_BIN, ...args], { stdio: 'inherit', detached: true });
+    running = { child };
     child.on('error', fail);
-    child.on('exit', (code) => (code === 0 ? done() : fail(new Error(`ofm ${args[0]} failed (exit code ${code})`))));
+    child.on('exit', (code) => {
+      running = {};
+      if (code === 0) done();
+      else fail(new Error(`ofm ${args[0]} failed (exit code ${code})`));
+    });
   });
 }
 
@@ -69,6 +101,11 @@ async function userModel(dir: string): Promise<string> {
 }
 
 async function main(): Promise<void> {
+  // pnpm runs scripts in the repository root; relative paths (--model) are the caller's.
+  if (process.env.npm_lifecycle_event === 'demo' && process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  exitWithParents(() => shutdown('SIGTERM', 'the process that started the demo (pnpm) has ended'));
   const { values } = parseArgs({
     options: {
       model: { type: 'string' },
@@ -84,13 +121,13 @@ async function main(): Promise<void> {
   }
   const model = values.model ? await userModel(resolve(values.model)) : await demoModel(values.fresh);
   const server = await serveStatic({ app: DEMO_DIST, mounts: { '/model/': model }, port, host: values.host });
+  running = { server };
+  if (stopping) return void server.close();
   console.log(`\ndemo: serving ${model}\ndemo: open ${server.url} (Ctrl-C to stop)`);
-  const stop = () => void server.close().then(() => process.exit(0));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
 }
 
 main().catch((err: Error) => {
+  if (stopping) return;
   console.error(`demo: error: ${err.message}`);
   process.exit(err.name === 'CheckpointError' ? 2 : 1);
 });

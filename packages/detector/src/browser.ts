@@ -5,6 +5,7 @@
  * saving, exporting and `TfjsModelExtractor` from disk live in the main, Node entry point.)
  */
 export * from './config';
+export * from './config-schema';
 export * from './features';
 export * from './maps';
 export * from './calibration';

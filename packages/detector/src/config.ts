@@ -6,6 +6,7 @@
 import type { AmnConfig } from '@ofm/amn';
 import type { FactorizerKind } from '@ofm/continual';
 import type { ScheduleKind, UNetConfig } from '@ofm/diffusion';
+import { parseDetectorConfig } from './config-schema';
 
 /**
  * Everything that defines a detector: image size, UNet and AMN shapes, noise schedule, training,
@@ -216,73 +217,23 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Fill a partial config with the defaults and validate it (one error listing every problem). */
+/**
+ * Fill a partial config with the defaults (each group merged one level deep) and validate it
+ * against the strict schema of `./config-schema`: one error naming `source` (a config file, say)
+ * and listing every problem, unknown fields included.
+ */
 export function resolveDetectorConfig(input: DetectorConfigInput = {}, source = 'detector config'): DetectorConfig {
-  const base = structuredClone(DEFAULT_DETECTOR_CONFIG) as DetectorConfig;
-  const problems: string[] = [];
+  const base = structuredClone(DEFAULT_DETECTOR_CONFIG) as unknown as Record<string, unknown>;
+  if (!isPlainObject(input)) return parseDetectorConfig(input, source) as DetectorConfig;
   for (const [key, value] of Object.entries(input)) {
-    if (!(key in base)) {
-      problems.push(`unknown field '${key}'`);
-      continue;
-    }
-    const k = key as keyof DetectorConfig;
-    if (isPlainObject(base[k]) && value !== undefined) {
-      if (!isPlainObject(value)) problems.push(`'${key}' must be an object`);
-      else Object.assign(base[k] as object, value);
-    } else if (value !== undefined) {
-      (base as unknown as Record<string, unknown>)[key] = value;
-    }
+    if (value === undefined) continue;
+    const group = base[key];
+    // Anything else (a group that is not an object, an unknown field) goes to the schema as given.
+    if (isPlainObject(group) && isPlainObject(value)) {
+      for (const [field, v] of Object.entries(value)) if (v !== undefined) group[field] = v;
+    } else base[key] = value;
   }
-  const c = base;
-  const positiveInt = (v: unknown, name: string) => {
-    if (!Number.isInteger(v) || (v as number) < 1) problems.push(`${name} must be a positive integer (got ${JSON.stringify(v)})`);
-  };
-  positiveInt(c.imageSize, 'imageSize');
-  positiveInt(c.training.steps, 'training.steps');
-  positiveInt(c.training.batchSize, 'training.batchSize');
-  positiveInt(c.reconstruction.steps, 'reconstruction.steps');
-  positiveInt(c.inferenceBatch, 'inferenceBatch');
-  if (!(c.training.lr > 0)) problems.push(`training.lr must be > 0 (got ${c.training.lr})`);
-  if (!(c.training.anomalyProbability >= 0 && c.training.anomalyProbability <= 1)) {
-    problems.push('training.anomalyProbability must be in [0, 1]');
-  }
-  if (!Array.isArray(c.reconstruction.tStartCandidates) || c.reconstruction.tStartCandidates.length === 0) {
-    problems.push('reconstruction.tStartCandidates must be a non-empty list of timesteps');
-  } else {
-    for (const t of c.reconstruction.tStartCandidates) {
-      if (!Number.isInteger(t) || t < c.reconstruction.steps || t >= c.schedule.timesteps) {
-        problems.push(
-          `reconstruction.tStartCandidates: ${t} must be an integer in [${c.reconstruction.steps}, ${c.schedule.timesteps - 1}]`,
-        );
-      }
-    }
-  }
-  if (!(c.training.maxTimestep >= 1 && c.training.maxTimestep <= c.schedule.timesteps)) {
-    problems.push(`training.maxTimestep must be in [1, ${c.schedule.timesteps}]`);
-  }
-  if (!['filterbank', 'pixel'].includes(c.map.extractor)) problems.push(`map.extractor must be 'filterbank' or 'pixel'`);
-  if (!['max', 'topk-mean', 'max-minus-mean'].includes(c.map.score)) {
-    problems.push(`map.score must be 'max', 'topk-mean' or 'max-minus-mean'`);
-  }
-  if (!['per-task', 'shared'].includes(c.continual.weights)) problems.push(`continual.weights must be 'per-task' or 'shared'`);
-  if (!['update', 'gradient', 'none'].includes(c.continual.projection)) {
-    problems.push(`continual.projection must be 'update', 'gradient' or 'none'`);
-  }
-  if (!['isvd', 'naive'].includes(c.continual.factorizer)) problems.push(`continual.factorizer must be 'isvd' or 'naive'`);
-  if (!(c.continual.threshold > 0 && c.continual.threshold <= 1)) problems.push('continual.threshold must be in (0, 1]');
-  if (!(c.validation.fraction > 0 && c.validation.fraction < 1)) problems.push('validation.fraction must be in (0, 1)');
-  const crop = c.training.cropSize;
-  if (crop !== undefined) {
-    if (!Number.isInteger(crop) || crop < 1 || crop > c.imageSize) problems.push(`training.cropSize must be an integer in [1, imageSize = ${c.imageSize}] (got ${JSON.stringify(crop)})`);
-    else if (crop % 2 ** (c.unet.channel_mult.length - 1) !== 0) {
-      problems.push(`training.cropSize ${crop} must be divisible by ${2 ** (c.unet.channel_mult.length - 1)} (the UNet's downsampling)`);
-    }
-  }
-  if (c.imageSize % 2 ** (c.unet.channel_mult.length - 1) !== 0) {
-    problems.push(`imageSize ${c.imageSize} must be divisible by ${2 ** (c.unet.channel_mult.length - 1)} (the UNet's downsampling)`);
-  }
-  if (problems.length) throw new Error(`${source}: ${problems.join('; ')}`);
-  return c;
+  return parseDetectorConfig(base, source) as DetectorConfig;
 }
 
 /** The UNet config the detector builds (control channels follow the AMN's output width). */

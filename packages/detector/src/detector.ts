@@ -326,7 +326,7 @@ export class ContinualDetector {
 
     for (const cls of task.classes) {
       await yieldToEventLoop();
-      const learned = this.selectAndCalibrate(index, cls, split.train.get(cls)!, split.validation.get(cls)!, rng.fork(`select-${cls}`), opts);
+      const learned = await this.selectAndCalibrate(index, cls, split.train.get(cls)!, split.validation.get(cls)!, rng.fork(`select-${cls}`), opts);
       this.classes.push(learned);
     }
     await this.consolidate(index, task.classes, split.train, opts);
@@ -573,14 +573,14 @@ export class ContinualDetector {
     return { maps, scores, recon };
   }
 
-  private selectAndCalibrate(
+  private async selectAndCalibrate(
     index: number,
     cls: string,
     train: Float32Array[],
     validation: Float32Array[],
     rng: Rng,
     opts: LearnOptions,
-  ): LearnedClass {
+  ): Promise<LearnedClass> {
     const c = this.config;
     const size = c.imageSize;
     // The validation set: held-out normal images, and the same images with synthetic anomalies.
@@ -597,9 +597,9 @@ export class ContinualDetector {
     const selection: LearnedClass['selection'] = [];
     const normals: { scores: Float32Array; mapValues: Float32Array }[] = [];
     const started = Date.now();
-    c.reconstruction.tStartCandidates.forEach((tStart, k) => {
+    for (const [k, tStart] of c.reconstruction.tStartCandidates.entries()) {
       throwIfAborted(opts.signal);
-      const { scores, mapValues } = this.scoreImages(images, tStart);
+      const { scores, mapValues } = await this.scoreImages(images, tStart, opts.signal);
       selection.push({ tStart, imageAuroc: auroc(scores, labels), pixelAuroc: auroc(mapValues, pixelLabels) });
       normals.push({ scores: scores.slice(0, validation.length), mapValues: mapValues.slice(0, validation.length * size * size) });
       opts.onProgress?.({
@@ -609,7 +609,7 @@ export class ContinualDetector {
         total: c.reconstruction.tStartCandidates.length,
         elapsed: (Date.now() - started) / 1000,
       });
-    });
+    }
     const chosen = chooseStartTimestep(selection, labels);
     const descriptors = this.describe(train);
     const normal = normals[chosen]!;
@@ -624,13 +624,18 @@ export class ContinualDetector {
     };
   }
 
-  /** Raw scores and flattened raw maps of images (HWC [0, 1]) at one start timestep, batched. */
-  private scoreImages(images: Float32Array[], tStart: number): { scores: Float32Array; mapValues: Float32Array } {
+  /**
+   * Raw scores and flattened raw maps of images (HWC [0, 1]) at one start timestep, batched; Ctrl-C
+   * handlers run and `signal` is checked between batches.
+   */
+  private async scoreImages(images: Float32Array[], tStart: number, signal?: AbortSignal): Promise<{ scores: Float32Array; mapValues: Float32Array }> {
     const size = this.config.imageSize;
     const scores = new Float32Array(images.length);
     const mapValues = new Float32Array(images.length * size * size);
     const b = this.config.inferenceBatch;
     for (let i = 0; i < images.length; i += b) {
+      await yieldToEventLoop();
+      throwIfAborted(signal);
       const chunk = images.slice(i, i + b);
       const x = to01Batch(chunk, size);
       const { maps, scores: s } = this.rawMaps(x, tStart);

@@ -1,4 +1,5 @@
 export * from './config';
+export * from './config-schema';
 export * from './features';
 export * from './maps';
 export * from './calibration';

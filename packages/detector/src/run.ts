@@ -67,7 +67,11 @@ export interface RunOptions {
   reportSamples?: number;
   /** Receives every {@link RunProgress} event (loading, learning, evaluation, snapshots, faults, saves, notices). */
   onProgress?: (p: RunProgress) => void;
-  /** Aborting stops the run with an `AbortError` at the next check (between training steps, classes and tasks). */
+  /**
+   * Aborting stops the run with an `AbortError` at the next check: between training steps, batches
+   * of images scored to choose the start timestep, consolidated and evaluated, images loaded, and
+   * tasks. A checkpoint being written is finished first (it is atomic either way).
+   */
   signal?: AbortSignal;
   /**
    * Mid-task snapshots into `<out>/snapshot/` (default: every 60 s of training, at its end and on
@@ -78,9 +82,10 @@ export interface RunOptions {
   maxConsecutiveFaults?: number;
 }
 
-async function collect(iterable: AsyncIterable<Sample>, onEach?: (n: number) => void): Promise<Sample[]> {
+async function collect(iterable: AsyncIterable<Sample>, onEach?: (n: number) => void, signal?: AbortSignal): Promise<Sample[]> {
   const out: Sample[] = [];
   for await (const s of iterable) {
+    if (signal?.aborted) throw abortError();
     out.push(s);
     onEach?.(out.length);
   }
@@ -90,12 +95,14 @@ async function collect(iterable: AsyncIterable<Sample>, onEach?: (n: number) => 
 /**
  * Evaluate one learned class on its test split, with no task id: the metrics, plus the raw and
  * calibrated scores, how many images were routed to the class, and a few samples for a report.
+ * Aborting `signal` stops it with an `AbortError` before the next batch of images.
  */
 export async function evaluateClass(
   detector: ContinualDetector,
   dataset: AnomalyDataset,
   className: string,
   onDone: (done: number, total: number) => void = () => {},
+  signal?: AbortSignal,
 ) {
   const refs = await dataset.testFiles(className);
   const size = detector.config.imageSize;
@@ -104,7 +111,9 @@ export async function evaluateClass(
   const samples: ReportSample[] = [];
   const batch = detector.config.inferenceBatch;
   for (let i = 0; i < refs.length; i += batch) {
+    if (signal?.aborted) throw abortError();
     const chunk = await Promise.all(refs.slice(i, i + batch).map((r) => dataset.load(r)));
+    if (signal?.aborted) throw abortError();
     const found = detector.detect(
       chunk.map((s) => s.image),
       { reconstructions: true },
@@ -278,11 +287,14 @@ async function learnTasks(opts: RunOptions): Promise<{ report: ContinualReport; 
   const projection = detector.config.continual.projection !== 'none';
   let report = buildReport(detector, results, projection);
   for (let t = detector.tasks.length; t < tasks.length; t++) {
+    if (opts.signal?.aborted) throw abortError();
     const classes = tasks[t]!;
     const images = new Map<string, Float32Array[]>();
     for (const cls of classes) {
-      const samples = await collect(dataset.train(cls), (done) =>
-        opts.onProgress?.({ kind: 'load', task: t, tasks: tasks.length, className: cls, done }),
+      const samples = await collect(
+        dataset.train(cls),
+        (done) => opts.onProgress?.({ kind: 'load', task: t, tasks: tasks.length, className: cls, done }),
+        opts.signal,
       );
       images.set(cls, samples.map((s) => s.image));
     }
@@ -321,8 +333,12 @@ async function learnTasks(opts: RunOptions): Promise<{ report: ContinualReport; 
     if (opts.evaluate !== false) {
       for (const cls of detector.classNames()) {
         if (opts.signal?.aborted) throw abortError();
-        const r = await evaluateClass(detector, dataset, cls, (done, total) =>
-          opts.onProgress?.({ kind: 'evaluate', task: t, tasks: tasks.length, className: cls, done, total }),
+        const r = await evaluateClass(
+          detector,
+          dataset,
+          cls,
+          (done, total) => opts.onProgress?.({ kind: 'evaluate', task: t, tasks: tasks.length, className: cls, done, total }),
+          opts.signal,
         );
         row[cls] = r.metrics;
         pooledScores.push(...r.scores);

@@ -1,14 +1,17 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { refuseExport, requireFolder, requireOutputFolder } from '../checks';
 import { CliError } from '../errors';
+import { expandImageArgs, outputStems } from '../images';
 import { removeOnInterrupt } from '../util';
 import { loadForInference } from './run-shared';
 
 interface DetectCliOptions {
   ckpt: string;
-  out: string;
+  out?: string;
+  glob?: string;
   threshold: string;
   backend?: string;
   json?: boolean;
@@ -16,22 +19,41 @@ interface DetectCliOptions {
 
 /** One image's entry in `scores.json` and in `--json` output. */
 export interface DetectJsonImage {
+  /** The image, absolute. */
   path: string;
   score: number;
   raw_score: number;
   anomalous: boolean;
   class: string;
-  overlay: string;
+  /** Its heatmap overlay, absolute; null without --out. */
+  overlay: string | null;
+}
+
+/** Images decoded, detected and written at a time: memory stays bounded on large folders. */
+const CHUNK = 64;
+
+/** Move everything in folder `from` into folder `to` (merging subfolders, replacing files). */
+async function moveInto(from: string, to: string): Promise<void> {
+  for (const name of await readdir(from)) {
+    const src = join(from, name);
+    const dst = join(to, name);
+    if ((await stat(src)).isDirectory() && existsSync(dst) && (await stat(dst)).isDirectory()) await moveInto(src, dst);
+    else {
+      await rm(dst, { recursive: true, force: true });
+      await rename(src, dst);
+    }
+  }
 }
 
 /** `ofm detect`: scores and heatmap overlays for images, with no task id. */
 export function registerDetect(program: Command): void {
   program
     .command('detect')
-    .description('detect anomalies in images with a trained checkpoint: heatmap overlays (PNG) and scores (JSON)')
-    .argument('<images...>', 'image files (PNG, JPEG, ...)')
+    .description('detect anomalies in images with a trained checkpoint: scores, and heatmap overlays (PNG) with --out')
+    .argument('<images...>', 'image files (PNG, JPEG, WebP, TIFF), folders (searched recursively) or quoted globs (\'data/**/test/*/*.png\')')
     .requiredOption('--ckpt <dir>', 'checkpoint directory written by ofm train')
-    .requiredOption('--out <dir>', 'output directory for <name>_overlay.png files and scores.json')
+    .option('--out <dir>', 'write a heatmap overlay per image and scores.json here (without it, only the scores are printed)')
+    .option('--glob <pattern>', "in folders, only images whose path below the folder matches, e.g. '**/*.png', 'test/*/0*.png'")
     .option('--threshold <z>', 'calibrated score above which an image is called anomalous (standard deviations above the normal validation scores of its class)', '3')
     .option('--backend <name>', 'tfjs backend (default $OFM_BACKEND, else auto)')
     .option('--json', 'print the scores as JSON on stdout')
@@ -39,77 +61,99 @@ export function registerDetect(program: Command): void {
       'after',
       `
 The score is calibrated: 0 is the mean of the class's held-out normal images, 1 one standard deviation
-above. Each image is routed to the nearest learned class; no task id is needed. Outputs appear only
-when every image was processed (a bad file leaves nothing behind).`,
+above. Each image is routed to the nearest learned class; no task id is needed.
+
+With --out, each image gets <name>_overlay.png, where <name> is the image's name (below the folder it
+was found in, e.g. good/000_overlay.png), with parent folders added where names would clash;
+scores.json and the printed lines say which overlay belongs to which image. Outputs appear only when
+every image was processed (a bad file leaves nothing behind).
+
+Examples:
+  ofm detect photo.png --ckpt model --json
+  ofm detect shots/ --glob '**/*.jpg' --ckpt model --out detections`,
     )
-    .action(async (images: string[], o: DetectCliOptions) => {
+    .action(async (args: string[], o: DetectCliOptions) => {
       const threshold = Number(o.threshold);
       if (!Number.isFinite(threshold)) throw new CliError(`--threshold must be a number, got "${o.threshold}"`);
-      for (const p of images) if (!existsSync(p)) throw new CliError(`image '${p}' does not exist`);
+      const images = expandImageArgs(args, o.glob);
+      requireFolder(o.ckpt, `--ckpt '${o.ckpt}'`);
+      refuseExport(o.ckpt, `--ckpt '${o.ckpt}'`);
+      if (o.out !== undefined) requireOutputFolder(o.out, '--out');
       const { detector, det } = await loadForInference(o.backend, o.ckpt);
+      const outDir = o.out !== undefined ? resolve(o.out) : null;
+      const tmp = outDir ? join(dirname(outDir), `.${basename(outDir)}.tmp-${process.pid}`) : null;
+      // Ctrl-C or SIGTERM while the outputs are made removes them: nothing half-written stays.
+      const release = tmp ? removeOnInterrupt(tmp) : () => {};
       try {
         const { readImage, DatasetError } = await import('@ofm/datasets');
-        const size = detector.config.imageSize;
-        const inputs: Float32Array[] = [];
-        for (const p of images) {
-          try {
-            inputs.push((await readImage(p, { size })).data);
-          } catch (err) {
-            if (err instanceof DatasetError) throw new CliError(err.message);
-            throw err;
-          }
-        }
-        const detections = detector.detect(inputs);
         const sharp = (await import('sharp')).default;
-        const outDir = resolve(o.out);
-        const tmp = join(dirname(outDir), `.${basename(outDir)}.tmp-${process.pid}`);
-        await rm(tmp, { recursive: true, force: true });
-        // Ctrl-C or SIGTERM while the outputs are written removes them: nothing half-written stays.
-        const release = removeOnInterrupt(tmp);
-        await mkdir(tmp, { recursive: true });
-        const used = new Set<string>();
+        const size = detector.config.imageSize;
+        const stems = outputStems(images);
+        if (tmp) {
+          await rm(tmp, { recursive: true, force: true });
+          await mkdir(tmp, { recursive: true });
+        }
         const entries: DetectJsonImage[] = [];
-        try {
-          for (let i = 0; i < images.length; i++) {
-            const d = detections[i]!;
-            let stem = basename(images[i]!, extname(images[i]!));
-            while (used.has(stem)) stem = `${stem}_${i}`;
-            used.add(stem);
-            const overlay = det.overlayHeatmap(inputs[i]!, d.map, size, size, { range: [0, Math.max(threshold * 2, 1)] });
-            const file = `${stem}_overlay.png`;
-            await sharp(Buffer.from(overlay), { raw: { width: size, height: size, channels: 3 } })
-              .resize(Math.max(size, 256), Math.max(size, 256))
-              .png()
-              .toFile(join(tmp, file));
+        for (let start = 0; start < images.length; start += CHUNK) {
+          const chunk = images.slice(start, start + CHUNK);
+          const inputs: Float32Array[] = [];
+          for (const image of chunk) {
+            try {
+              inputs.push((await readImage(image.path, { size })).data);
+            } catch (err) {
+              if (err instanceof DatasetError) throw new CliError(err.message);
+              throw err;
+            }
+          }
+          const detections = detector.detect(inputs);
+          for (let j = 0; j < chunk.length; j++) {
+            const d = detections[j]!;
+            let overlayPath: string | null = null;
+            if (tmp && outDir) {
+              const file = `${stems[start + j]}_overlay.png`;
+              const overlay = det.overlayHeatmap(inputs[j]!, d.map, size, size, { range: [0, Math.max(threshold * 2, 1)] });
+              await mkdir(dirname(join(tmp, file)), { recursive: true });
+              await sharp(Buffer.from(overlay), { raw: { width: size, height: size, channels: 3 } })
+                .resize(Math.max(size, 256), Math.max(size, 256))
+                .png()
+                .toFile(join(tmp, file));
+              overlayPath = join(outDir, file);
+            }
             entries.push({
-              path: resolve(images[i]!),
+              path: resolve(chunk[j]!.path),
               score: round(d.score),
               raw_score: round(d.rawScore),
               anomalous: d.score > threshold,
               class: d.className,
-              overlay: join(outDir, file),
+              overlay: overlayPath,
             });
           }
-          const result = { checkpoint: resolve(o.ckpt), threshold, images: entries };
-          await writeFile(join(tmp, 'scores.json'), `${JSON.stringify(result, null, 2)}\n`);
-          if (existsSync(outDir)) {
-            for (const f of await readdir(tmp)) await rename(join(tmp, f), join(outDir, f));
-          } else {
-            // A new output folder appears whole, in one rename.
-            await rename(tmp, outDir);
-          }
-          if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-          else {
-            for (const e of entries) {
-              process.stdout.write(`${e.anomalous ? 'ANOMALOUS' : 'normal   '}  score ${e.score.toFixed(2).padStart(7)}  class ${e.class.padEnd(12)}  ${e.path}\n`);
-            }
-            process.stdout.write(`wrote ${entries.length} overlay(s) and scores.json to ${outDir}\n`);
-          }
-        } finally {
-          await rm(tmp, { recursive: true, force: true });
-          release();
         }
+        const result = { checkpoint: resolve(o.ckpt), threshold, images: entries };
+        if (tmp && outDir) {
+          await writeFile(join(tmp, 'scores.json'), `${JSON.stringify(result, null, 2)}\n`);
+          if (existsSync(outDir)) await moveInto(tmp, outDir);
+          // A new output folder appears whole, in one rename.
+          else await rename(tmp, outDir);
+        }
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+          return;
+        }
+        entries.forEach((e, i) => {
+          const overlay = e.overlay && outDir ? `  ->  ${relative(outDir, e.overlay)}` : '';
+          process.stdout.write(
+            `${e.anomalous ? 'ANOMALOUS' : 'normal   '}  score ${e.score.toFixed(2).padStart(7)}  class ${e.class.padEnd(12)}  ${images[i]!.shown}${overlay}\n`,
+          );
+        });
+        process.stdout.write(
+          outDir
+            ? `wrote ${entries.length} overlay(s) and scores.json (which overlay is which image) to ${outDir}\n`
+            : `${entries.length} image(s) scored; --out DIR also writes a heatmap overlay of each and scores.json\n`,
+        );
       } finally {
+        if (tmp) await rm(tmp, { recursive: true, force: true });
+        release();
         detector.dispose();
       }
     });

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CliError, EXIT } from '../errors';
+import { refuseExport, requireFolder } from '../checks';
 import { type DataOptions, FORMATS, openDataset } from '../data';
 import { type CommonCliOptions, Progress, withInterrupts, isAbort } from '../util';
 import { loadForInference } from './run-shared';
@@ -27,6 +28,8 @@ export function registerEval(program: Command): void {
     .option('--json', 'print one JSON object: per-class metrics and their averages')
     .option('--quiet', 'no progress on stderr')
     .action(async (o: EvalCliOptions) => {
+      requireFolder(o.ckpt, `--ckpt '${o.ckpt}'`);
+      refuseExport(o.ckpt, `--ckpt '${o.ckpt}'`);
       const { detector, det } = await loadForInference(o.backend, o.ckpt);
       try {
         const learned = detector.classNames();
@@ -43,7 +46,7 @@ export function registerEval(program: Command): void {
         await withInterrupts(async (signal) => {
           for (const cls of classes) {
             if (signal.aborted) throw Object.assign(new Error('interrupted'), { name: 'AbortError' });
-            const r = await det.evaluateClass(detector, dataset, cls, (done, total) => progress.update(cls, `evaluating ${cls}`, done, total));
+            const r = await det.evaluateClass(detector, dataset, cls, (done, total) => progress.update(cls, `evaluating ${cls}`, done, total), signal);
             perClass[cls] = r.metrics;
           }
         }).catch((err) => {

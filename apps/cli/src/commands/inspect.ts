@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CliError } from '../errors';
+import { checkListedSizes, refuseExport, requireFolder } from '../checks';
 import { integer } from '../util';
 
 interface InspectCliOptions {
@@ -19,7 +20,7 @@ export function registerInspect(program: Command): void {
     .description('show a checkpoint: tasks and classes learned, basis ranks and bytes per layer, config, results')
     .argument('<ckpt>', 'checkpoint directory')
     .option('--json', 'print one JSON object')
-    .option('--verify', 'also check the size and SHA-256 of every file (weights, bases, report), and of a training snapshot')
+    .option('--verify', 'also check the SHA-256 of every file (weights, bases, report), and of a training snapshot (without it, only their sizes)')
     .option('--drift <earlier>', "what the tasks learned since checkpoint <earlier> changed for its classes (needs --data; keep a checkpoint per task with 'ofm train --keep-tasks')")
     .option('--data <dir>', '--drift: the dataset the checkpoints were trained on (normal training images of each earlier class)')
     .option('--format <name>', '--drift: dataset layout (mvtec, visa, folder)', 'mvtec')
@@ -28,9 +29,14 @@ export function registerInspect(program: Command): void {
     .addHelpText(
       'after',
       `
-Exit codes: 0 fine, 2 not a checkpoint, damaged (the file at fault is named) or of another version.`,
+Without --verify, every file the manifest lists is checked for its size (missing, truncated or
+extended files are caught at once); --verify reads every file and checks its SHA-256 too (a byte
+changed in place). Exit codes: 0 fine, 2 not a checkpoint, damaged (the file at fault is named) or of
+another version.`,
     )
     .action(async (ckpt: string, o: InspectCliOptions) => {
+      requireFolder(ckpt, `'${ckpt}'`);
+      refuseExport(ckpt, `'${ckpt}'`);
       if (o.drift !== undefined) {
         if (!o.data) throw new CliError('--drift needs --data DIR: the dataset the checkpoints were trained on');
         const { inspectDrift } = await import('./drift');
@@ -45,6 +51,7 @@ Exit codes: 0 fine, 2 not a checkpoint, damaged (the file at fault is named) or 
       try {
         snapshot = await readSnapshotMeta(ckpt);
         if (snapshot && o.verify) await verifyCheckpoint(snapshotDir(ckpt));
+        else if (snapshot) checkListedSizes(snapshotDir(ckpt), await readManifest(snapshotDir(ckpt)));
         if (snapshot && snapshot.base.length === 0 && (await readManifest(ckpt).catch(() => null)) === null) {
           // Interrupted during its first task: nothing but the snapshot yet.
           const unfinished = { task: 1, classes: snapshot.classes, step: snapshot.step, steps: snapshot.steps, saved_at: snapshot.savedAt };
@@ -56,6 +63,7 @@ Exit codes: 0 fine, 2 not a checkpoint, damaged (the file at fault is named) or 
           return;
         }
         manifest = o.verify ? await verifyCheckpoint(ckpt) : await readManifest(ckpt);
+        if (!o.verify) checkListedSizes(ckpt, manifest);
         meta = await readDetectorMeta(ckpt);
       } catch (err) {
         throw new CliError((err as Error).message);
@@ -110,7 +118,9 @@ Exit codes: 0 fine, 2 not a checkpoint, damaged (the file at fault is named) or 
       const lines = [
         `checkpoint ${ckpt} (format ${info.format_version}, saved ${info.saved_at} on ${info.backend})`,
         `model: ${(parameters / 1e6).toFixed(2)} M parameters, ${info.image_size} px images, AMN ${meta.config.amn.enabled ? 'on' : 'off'}, projection ${meta.config.continual.projection}`,
-        ...(info.verified ? [`verified: every file matches its size and SHA-256 in the manifest${snapshot ? ' (snapshot included)' : ''}`] : []),
+        info.verified
+          ? `verified: every file matches its size and SHA-256 in the manifest${snapshot ? ' (snapshot included)' : ''}`
+          : `checked: every file has the size the manifest gives${snapshot ? ' (snapshot included)' : ''}; contents (SHA-256) only with --verify`,
         ...(info.unfinished
           ? [
               `unfinished: task ${info.unfinished.task} (${info.unfinished.classes.join(',')}) trained to step ${info.unfinished.step}/${info.unfinished.steps} (snapshot of ${info.unfinished.saved_at}); ofm train --resume continues it`,

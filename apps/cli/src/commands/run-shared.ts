@@ -180,10 +180,14 @@ function fmt(v: number | null | undefined): string {
   return v === null || v === undefined || !Number.isFinite(v) ? '   –  ' : v.toFixed(3);
 }
 
-/** The after-each-task table printed at the end of a run. */
-export function formatCurve(report: ContinualReport, checkpoint: string, seconds: number): string {
+/**
+ * The after-each-task table printed at the end of a run; `learnedNow` is the number of tasks this
+ * run learned (a resumed run learns fewer than the checkpoint holds).
+ */
+export function formatCurve(report: ContinualReport, checkpoint: string, seconds: number, learnedNow = report.tasks.length): string {
+  const held = learnedNow === report.tasks.length ? '' : ` (the checkpoint now holds ${report.tasks.length})`;
   const lines = [
-    `learned ${report.tasks.length} task(s) in ${(seconds / 60).toFixed(1)} min; checkpoint ${checkpoint}, report ${checkpoint}/report/report.md`,
+    `learned ${learnedNow} task(s) in ${(seconds / 60).toFixed(1)} min${held}; checkpoint ${checkpoint}, report ${checkpoint}/report/report.md`,
     '',
     'after task  classes                image AUROC  pixel AUROC  AUPRO   image forgetting  pixel forgetting',
   ];
@@ -197,8 +201,8 @@ export function formatCurve(report: ContinualReport, checkpoint: string, seconds
   return `${lines.join('\n')}\n`;
 }
 
-/** `--json` of train and quickstart: flat keys, numbers or null. */
-export function summaryJson(report: ContinualReport, checkpoint: string, seconds: number): Record<string, unknown> {
+/** `--json` of train and quickstart: flat keys, numbers or null; `tasks_learned_now` counts this run's tasks. */
+export function summaryJson(report: ContinualReport, checkpoint: string, seconds: number, learnedNow = report.tasks.length): Record<string, unknown> {
   const clean = (v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v);
   return {
     checkpoint,
@@ -207,5 +211,6 @@ export function summaryJson(report: ContinualReport, checkpoint: string, seconds
     backend: report.backend,
     classes: report.classes,
     ...Object.fromEntries(Object.entries(report.summary).map(([k, v]) => [k, clean(v)])),
+    tasks_learned_now: learnedNow,
   };
 }

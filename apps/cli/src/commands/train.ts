@@ -2,6 +2,8 @@ import { cpSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../errors';
+import { preflightTrain } from '../checks';
+import { resumeCommand } from './train-resume';
 import { type DataOptions, FORMATS, openDataset, tasksOf } from '../data';
 import { type CommonCliOptions, Progress, integer, interruptExitCode, isAbort, positiveNumber, withInterrupts } from '../util';
 import {
@@ -132,6 +134,8 @@ Example:
         everySteps: o.snapshotEvery !== undefined ? integer('--snapshot-every', o.snapshotEvery, 1) : undefined,
         everySeconds: positiveNumber('--snapshot-seconds', o.snapshotSeconds),
       };
+      // The output folder and the data, checked before anything is built or written.
+      await preflightTrain({ ...o, out: o.out, imageSize: overrides.imageSize, configInput });
       const progress = new Progress('train', o.quiet || o.json === true);
       const runtime: TrainerSetup = await initRuntime(o.backend, progress);
       // Held from before the checkpoint is read until the command ends: one writer at a time.
@@ -198,6 +202,7 @@ async function train(o: TrainCliOptions, { out, configInput, overrides, snapshot
     progress.note(
       `${detector.tasks.length ? `resuming after task ${detector.tasks.length}: ` : ''}learning ${tasks.length - detector.tasks.length} task(s) on ${runtime.backend} (${(detector.parameterCount() / 1e6).toFixed(2)} M parameters, ${detector.config.imageSize} px, ${detector.config.training.steps} steps per task)`,
     );
+    const before = detector.tasks.length;
     let lastSaved = detector.tasks.length;
     let snapshot: { task: number; step: number; steps: number } | null = null;
     const result = await withInterrupts(
@@ -232,21 +237,23 @@ async function train(o: TrainCliOptions, { out, configInput, overrides, snapshot
     ).catch((err) => {
       if (!isAbort(err)) throw err;
       const kept: string[] = [];
-      if (lastSaved > 0) kept.push(`the checkpoint with ${lastSaved} task(s) is intact at ${out}`);
+      // Until this run saves a task, the checkpoint continued is still the one --resume named.
+      const checkpoint = lastSaved > before || !o.resume ? out : o.resume;
+      if (lastSaved > 0) kept.push(`the checkpoint with ${lastSaved} task(s) is intact at ${checkpoint}`);
       const snap = snapshot as { task: number; step: number; steps: number } | null;
       if (snap) kept.push(`task ${snap.task + 1}'s training is kept at step ${snap.step}/${snap.steps} in ${out}/snapshot`);
       throw new CliError(
         kept.length
-          ? `interrupted; ${kept.join('; ')}; continue with: ofm train --resume ${out} (and the same --data and tasks)`
+          ? `interrupted; ${kept.join('; ')}; continue with:\n  ${resumeCommand(o, checkpoint, out)}`
           : 'interrupted before anything was saved; nothing was written',
         interruptExitCode(err),
       );
     });
     const seconds = (Date.now() - started) / 1000;
     if (o.json) {
-      process.stdout.write(`${JSON.stringify(summaryJson(result.report, resolve(out), seconds), null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(summaryJson(result.report, resolve(out), seconds, result.report.tasks.length - before), null, 2)}\n`);
     } else {
-      process.stdout.write(formatCurve(result.report, resolve(out), seconds));
+      process.stdout.write(formatCurve(result.report, resolve(out), seconds, result.report.tasks.length - before));
     }
   } finally {
     detector.dispose();
