@@ -49,15 +49,18 @@ describe('ofm train / inspect / detect / eval', () => {
     digestAfterTwo = weightsDigest(ckpt());
   });
 
-  it('inspect shows tasks, classes and per-layer bases', async () => {
+  it('inspect shows tasks, classes and the per-task weights (no bases needed)', async () => {
     const r = await ofm(['inspect', ckpt(), '--json']);
     expect(r.code).toBe(0);
     const info = JSON.parse(r.stdout);
     expect(info.tasks.map((t: { classes: string[] }) => t.classes)).toEqual([['tiles'], ['washer']]);
-    expect(info.basis_total_rank).toBeGreaterThan(0);
-    expect(info.layers[0]).toMatchObject({ rank: expect.any(Number), in_dim: expect.any(Number), bytes: expect.any(Number) });
+    expect(info.weights_mode).toBe('per-task');
+    // The first task's copy of every parameter; the second task's weights are the model's own.
+    expect(info.task_weight_bytes).toBe(4 * info.parameters);
+    expect(info.basis_total_rank).toBe(0);
     const text = await ofm(['inspect', ckpt()]);
-    expect(text.stdout).toMatch(/GPM bases: total rank \d+/);
+    expect(text.stdout).toMatch(/per-task weights \(2 task\(s\)/);
+    expect(text.stdout).toContain('GPM bases: none (per-task weights need no projection)');
   });
 
   it('detect writes overlays and scores for good and defective images', async () => {

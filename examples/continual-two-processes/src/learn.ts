@@ -1,8 +1,9 @@
 /**
  * Learn the classes of one dataset folder as the next task of a model on disk. The first run
  * creates the model; every later run (a new process, another day) loads the checkpoint, learns
- * the new classes with the earlier tasks protected by gradient projection, and saves it again.
- * Earlier tasks' images are never needed: the checkpoint carries what protects them.
+ * the new classes as a new task (starting from the latest weights, keeping each task's own copy,
+ * so earlier classes are detected exactly as before), and saves it again. Earlier tasks' images
+ * are never needed: the checkpoint carries their weights, calibration and routing keys.
  *
  *   tsx src/learn.ts --data DIR --model DIR [--quick]
  */
@@ -40,6 +41,7 @@ console.log(
     task: record.index + 1,
     learned: dataset.classes,
     classes: detector.classNames(),
+    weights: detector.config.continual.weights,
     projection: record.projection,
     basisRank: record.basisRank,
     trainSeconds: record.trainSeconds,

@@ -26,6 +26,11 @@ export interface DdimOptions {
   /** Clip the predicted clean image to [-1, 1] at every step (default false). */
   clipDenoised?: boolean;
   /**
+   * With eta > 0: draw the per-step noise once for one image and use it for every image of the
+   * batch, so each result depends on its own image only (`reconstruct` always does; default false).
+   */
+  sameNoisePerImage?: boolean;
+  /**
    * Receives the input of every conv/dense layer at every step (gradient projection collects its
    * representations along the inference path this way).
    */
@@ -90,7 +95,7 @@ export function ddimLoop(
       const sigma = eta * Math.sqrt(((1 - aPrev) / (1 - aT)) * (1 - aT / aPrev));
       const dirScale = Math.sqrt(Math.max(1 - aPrev - sigma * sigma, 0));
       let out = tf.add(tf.mul(x0, Math.sqrt(aPrev)), tf.mul(eps, dirScale));
-      if (sigma > 0) out = tf.add(out, tf.mul(rng.randn(x.shape), sigma));
+      if (sigma > 0) out = tf.add(out, tf.mul(noiseLike(rng, x.shape, opts.sameNoisePerImage), sigma));
       return out as tf.Tensor4D;
     });
     if (x !== xStart) x.dispose();
@@ -99,8 +104,16 @@ export function ddimLoop(
   return x === xStart ? tf.clone(xStart) : x;
 }
 
+/** Gaussian noise of `shape`, drawn once for one image and repeated over the batch when `same`. */
+function noiseLike(rng: Rng, shape: readonly number[], same = false): tf.Tensor4D {
+  const [n, ...rest] = shape as [number, number, number, number];
+  if (!same || n === 1) return rng.randn([n, ...rest]) as tf.Tensor4D;
+  return tf.tidy(() => tf.tile(rng.randn([1, ...rest]), [n, 1, 1, 1]) as tf.Tensor4D);
+}
+
 /**
- * Reconstruct an NHWC batch (in [-1, 1]): noise it to `tStart` with seeded Gaussian noise, then
+ * Reconstruct an NHWC batch (in [-1, 1]): noise it to `tStart` with seeded Gaussian noise (the
+ * same for every image of the batch, so a result never depends on the batching), then
  * denoise with DDIM (see the module comment for the timestep rule). Returns a new tensor of the
  * input's shape; no other tensors outlive the call.
  */
@@ -116,12 +129,14 @@ export function reconstruct(
   if (timesteps[0]! > opts.tStart) {
     throw new Error(`reconstruct: the first timestep ${timesteps[0]} is above tStart ${opts.tStart}; the input would be treated as noisier than it is`);
   }
+  // Every image gets the same noise: an image's reconstruction is a function of the image alone,
+  // not of the batch it happens to be in or its place there.
   const rng = new Rng(opts.seed ?? 0);
-  const noise = rng.randn(x.shape) as tf.Tensor4D;
+  const noise = noiseLike(rng, x.shape, true);
   const xt = schedule.qSample(x, opts.tStart, noise);
   noise.dispose();
   try {
-    return ddimLoop(model, schedule, xt, timesteps, opts, rng.fork('ddim'));
+    return ddimLoop(model, schedule, xt, timesteps, { ...opts, sameNoisePerImage: true }, rng.fork('ddim'));
   } finally {
     xt.dispose();
   }

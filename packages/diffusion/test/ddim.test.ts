@@ -101,6 +101,28 @@ describe('DDIM', () => {
     store.dispose();
   });
 
+  it("reconstructs an image the same whatever batch it is in and wherever in it (eta 0 and 1)", () => {
+    const schedule = new NoiseSchedule();
+    const store = new ParamStore(7);
+    const unet = new UNet(store, TINY).init();
+    const x = new Rng(8).rand([3, 8, 8, 1], -1, 1) as tf.Tensor4D;
+    const pick = (t: tf.Tensor4D, i: number) => tf.slice(t, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D;
+    const reversed = tf.reverse(x, 0) as tf.Tensor4D;
+    for (const eta of [0, 1]) {
+      const opts = { tStart: 300, steps: 3, seed: 9, eta };
+      const batch = reconstruct(unet, schedule, x, opts);
+      const flipped = reconstruct(unet, schedule, reversed, opts);
+      const last = pick(x, 2);
+      const alone = reconstruct(unet, schedule, last, opts);
+      // The third image: alone, third of three, and first of the reversed batch.
+      expect(maxAbsDiff(pick(batch, 2), alone)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(pick(flipped, 0), alone)).toBeLessThan(1e-5);
+      tf.dispose([batch, flipped, last, alone]);
+    }
+    tf.dispose([x, reversed]);
+    store.dispose();
+  });
+
   it('taps every conv/dense layer once per DDIM step (the path gradient projection samples)', () => {
     const schedule = new NoiseSchedule();
     const store = new ParamStore(14);

@@ -69,9 +69,11 @@ another version.`,
         throw new CliError((err as Error).message);
       }
       const weights = manifest.weightsManifest.flatMap((g) => g.weights);
-      const parameters = weights
-        .filter((w) => !w.name.startsWith('gpm.'))
-        .reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1), 0);
+      const size = (w: { shape: number[] }) => w.shape.reduce((a, b) => a * b, 1);
+      // The model's parameters (the latest task's weights); earlier tasks' copies (per-task weights) apart.
+      const parameters = weights.filter((w) => !w.name.startsWith('gpm.') && !w.name.startsWith('tasks.')).reduce((n, w) => n + size(w), 0);
+      const taskWeightBytes = weights.filter((w) => w.name.startsWith('tasks.')).reduce((n, w) => n + 4 * size(w), 0);
+      const weightsMode = (meta.config.continual as { weights?: string }).weights ?? 'shared';
       const layers = Object.entries(meta.gpm.layers)
         .map(([layer, l]) => ({ layer, kind: l.kind, rank: l.rank, in_dim: l.inDim, fraction: l.inDim ? l.rank / l.inDim : 0, bytes: l.rank * l.inDim * 4 }))
         .sort((a, b) => b.bytes - a.bytes);
@@ -83,6 +85,10 @@ another version.`,
         backend: meta.backend,
         image_size: meta.config.imageSize,
         parameters,
+        /** 'per-task' (each task keeps its weights) or 'shared' (one set, gradient projection). */
+        weights_mode: weightsMode,
+        /** Bytes of the earlier tasks' own weights (per-task; 0 with shared weights). */
+        task_weight_bytes: taskWeightBytes,
         tasks: meta.tasks.map((t) => ({
           index: t.index + 1,
           classes: t.classes,
@@ -117,7 +123,10 @@ another version.`,
       }
       const lines = [
         `checkpoint ${ckpt} (format ${info.format_version}, saved ${info.saved_at} on ${info.backend})`,
-        `model: ${(parameters / 1e6).toFixed(2)} M parameters, ${info.image_size} px images, AMN ${meta.config.amn.enabled ? 'on' : 'off'}, projection ${meta.config.continual.projection}`,
+        `model: ${(parameters / 1e6).toFixed(2)} M parameters, ${info.image_size} px images, AMN ${meta.config.amn.enabled ? 'on' : 'off'}, ` +
+          (weightsMode === 'per-task'
+            ? `per-task weights (${info.tasks.length} task(s); earlier tasks' copies ${(taskWeightBytes / 2 ** 20).toFixed(1)} MiB)`
+            : `shared weights, projection ${meta.config.continual.projection}`),
         info.verified
           ? `verified: every file matches its size and SHA-256 in the manifest${snapshot ? ' (snapshot included)' : ''}`
           : `checked: every file has the size the manifest gives${snapshot ? ' (snapshot included)' : ''}; contents (SHA-256) only with --verify`,
@@ -138,12 +147,16 @@ another version.`,
           (c) => `${c.class.padEnd(12)}  ${String(c.task).padStart(4)}  ${String(c.t_start).padStart(7)}  ${String(c.train_images).padStart(5)}  ${String(c.validation_images).padStart(10)}`,
         ),
         '',
-        `GPM bases: total rank ${info.basis_total_rank}, ${(info.basis_total_bytes / 1024).toFixed(0)} KiB over ${layers.length} layers; largest:`,
-        'layer                                          kind   rank  in dim  used   KiB',
-        ...layers.slice(0, 12).map(
-          (l) =>
-            `${l.layer.padEnd(45).slice(0, 45)}  ${l.kind.padEnd(5)}  ${String(l.rank).padStart(4)}  ${String(l.in_dim).padStart(6)}  ${(100 * l.fraction).toFixed(0).padStart(3)}%  ${(l.bytes / 1024).toFixed(0).padStart(4)}`,
-        ),
+        ...(info.basis_total_rank === 0
+          ? [`GPM bases: none${weightsMode === 'per-task' ? ' (per-task weights need no projection)' : ''}`]
+          : [
+              `GPM bases: total rank ${info.basis_total_rank}, ${(info.basis_total_bytes / 1024).toFixed(0)} KiB over ${layers.length} layers; largest:`,
+              'layer                                          kind   rank  in dim  used   KiB',
+              ...layers.slice(0, 12).map(
+                (l) =>
+                  `${l.layer.padEnd(45).slice(0, 45)}  ${l.kind.padEnd(5)}  ${String(l.rank).padStart(4)}  ${String(l.in_dim).padStart(6)}  ${(100 * l.fraction).toFixed(0).padStart(3)}%  ${(l.bytes / 1024).toFixed(0).padStart(4)}`,
+              ),
+            ]),
         '',
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
