@@ -28,6 +28,7 @@ async function main() {
     test.forEach((s, i) => masks.set(s.mask, i * size * size));
     const x = tf.tensor4d(Float32Array.from(test.flatMap((s) => Array.from(s.image))), [test.length, size, size, 3]);
     const cells: string[] = [];
+    detector.useClassWeights(cls.className);
     for (const t of [...new Set([...list.split(',').map(Number), cls.tStart])].sort((a, b) => a - b)) {
       const recon = detector.reconstructBatch(x, t);
       const maps = anomalyMap(detector.extractor, x, recon, {

@@ -270,6 +270,17 @@ export class ContinualDetector {
   }
 
   /**
+   * Put the weights that serve class `name` into the parameter store, for direct use of the model
+   * (`reconstructBatch`, `unet`, `params`); a no-op with shared weights. `detect` and `learnTask`
+   * choose their weights themselves.
+   */
+  useClassWeights(name: string): void {
+    const cls = this.classOf(name);
+    if (!cls) throw new Error(`class '${name}' was never learned (learned: ${this.classNames().join(', ')})`);
+    this.useTaskWeights(cls.task);
+  }
+
+  /**
    * Put task `index`'s weights into the parameter store (per-task weights only; a no-op with shared
    * weights, and for a task without a copy yet: the one in training).
    */
@@ -543,6 +554,9 @@ export class ContinualDetector {
   /** Reconstructions (HWC in [0, 1], as a tensor) of images in [0, 1]. */
   reconstructBatch(images01: tf.Tensor4D, tStart: number, tapCtx?: Ctx): tf.Tensor4D {
     const c = this.config;
+    // Each image's noise is seeded by its own pixels (and the config seed): its reconstruction,
+    // map and score are the same whatever batch it is detected in, and independent of the others'.
+    const seeds = imageSeeds(images01, c.seed);
     return tf.tidy(() => {
       const x = tf.sub(tf.mul(images01, 2), 1) as tf.Tensor4D;
       const control = this.control(x, tapCtx);
@@ -550,7 +564,7 @@ export class ContinualDetector {
         tStart,
         steps: c.reconstruction.steps,
         eta: c.reconstruction.eta,
-        seed: c.seed,
+        seeds,
         control,
         tap: tapCtx?.tap,
       });
@@ -826,6 +840,17 @@ export function chooseStartTimestep(
     if (combined[k]! >= combined[best]! - tolerance && s.tStart < selection[chosen]!.tStart) chosen = k;
   });
   return chosen;
+}
+
+/** One noise seed per image of `[N, H, W, C]`: FNV-1a over its float32 bits, mixed with `seed`. */
+function imageSeeds(images: tf.Tensor4D, seed: number): number[] {
+  const bits = new Uint32Array((images.dataSync() as Float32Array).slice().buffer);
+  const per = bits.length / images.shape[0];
+  return Array.from({ length: images.shape[0] }, (_, i) => {
+    let h = (0x811c9dc5 ^ (seed >>> 0)) >>> 0;
+    for (let k = i * per; k < (i + 1) * per; k++) h = Math.imul(h ^ bits[k]!, 0x01000193) >>> 0;
+    return h;
+  });
 }
 
 /** The checkpoint name of task `index`'s copy of parameter `name` (per-task weights). */

@@ -169,6 +169,7 @@ function layerCoverage(
     energy.set(event.layer, e);
   };
   const tStart = before.classOf(cls)!.tStart;
+  before.useClassWeights(cls);
   const ctx = context(before.params, { tap });
   const b = before.config.inferenceBatch;
   for (let i = 0; i < imgs.length; i += b) {

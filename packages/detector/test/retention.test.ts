@@ -61,6 +61,12 @@ describe('per-task weights', () => {
       expect(d.map).toEqual(first[i]!.map);
       expect(d.reconstruction).toEqual(first[i]!.reconstruction);
     });
+    // An image scores the same alone and in any batch (its noise is seeded by its own pixels).
+    const alone = det.detect([tests[3]!], { className: 'tiles' })[0]!;
+    const inBatch = det.detect([tests[1]!, tests[3]!, tests[3]!], { className: 'tiles' });
+    expect(inBatch[1]!.rawScore).toBe(alone.rawScore);
+    expect(inBatch[2]!.rawScore).toBe(alone.rawScore);
+    expect(alone.rawScore).toBe(first[3]!.rawScore);
     // Detection of washer images in between swaps weights; tiles still comes back identical.
     det.detect(await images('washer', 'test'), { className: 'washer' });
     expect(det.detect(tests.slice(0, 2), { className: 'tiles' }).map((d) => d.rawScore)).toEqual(first.slice(0, 2).map((d) => d.rawScore));

@@ -25,11 +25,7 @@ export interface DdimOptions {
   control?: tf.Tensor4D;
   /** Clip the predicted clean image to [-1, 1] at every step (default false). */
   clipDenoised?: boolean;
-  /**
-   * With eta > 0: draw the per-step noise once for one image and use it for every image of the
-   * batch, so each result depends on its own image only (`reconstruct` always does; default false).
-   */
-  sameNoisePerImage?: boolean;
+
   /**
    * Receives the input of every conv/dense layer at every step (gradient projection collects its
    * representations along the inference path this way).
@@ -39,6 +35,12 @@ export interface DdimOptions {
 
 /** Options of {@link reconstruct}: the DDIM options plus the noise level and the timesteps. */
 export interface ReconstructOptions extends DdimOptions {
+  /**
+   * One seed per image: image i's noise (start noise and, with eta > 0, per-step noise) comes from
+   * its own generator, so its reconstruction depends on the image and its seed alone, not on the
+   * batch it is in or its place there. Without it the batch's noise comes from `seed`.
+   */
+  seeds?: readonly number[];
   /** Timestep the input is noised to (integer in `[0, T)`). */
   tStart: number;
   /** Number of DDIM steps (UNet calls, default 10); ignored when `timesteps` is given. */
@@ -78,7 +80,7 @@ export function ddimLoop(
   xStart: tf.Tensor4D,
   timesteps: readonly number[],
   opts: DdimOptions = {},
-  rng: Rng = new Rng(opts.seed ?? 0).fork('ddim'),
+  rng: Rng | readonly Rng[] = new Rng(opts.seed ?? 0).fork('ddim'),
 ): tf.Tensor4D {
   checkDescending(schedule, timesteps);
   const eta = opts.eta ?? 0;
@@ -95,7 +97,7 @@ export function ddimLoop(
       const sigma = eta * Math.sqrt(((1 - aPrev) / (1 - aT)) * (1 - aT / aPrev));
       const dirScale = Math.sqrt(Math.max(1 - aPrev - sigma * sigma, 0));
       let out = tf.add(tf.mul(x0, Math.sqrt(aPrev)), tf.mul(eps, dirScale));
-      if (sigma > 0) out = tf.add(out, tf.mul(noiseLike(rng, x.shape, opts.sameNoisePerImage), sigma));
+      if (sigma > 0) out = tf.add(out, tf.mul(noiseLike(rng, x.shape), sigma));
       return out as tf.Tensor4D;
     });
     if (x !== xStart) x.dispose();
@@ -104,16 +106,16 @@ export function ddimLoop(
   return x === xStart ? tf.clone(xStart) : x;
 }
 
-/** Gaussian noise of `shape`, drawn once for one image and repeated over the batch when `same`. */
-function noiseLike(rng: Rng, shape: readonly number[], same = false): tf.Tensor4D {
+/** Gaussian noise of `shape`: from one generator for the batch, or one generator per image. */
+function noiseLike(rng: Rng | readonly Rng[], shape: readonly number[]): tf.Tensor4D {
   const [n, ...rest] = shape as [number, number, number, number];
-  if (!same || n === 1) return rng.randn([n, ...rest]) as tf.Tensor4D;
-  return tf.tidy(() => tf.tile(rng.randn([1, ...rest]), [n, 1, 1, 1]) as tf.Tensor4D);
+  if (!Array.isArray(rng)) return (rng as Rng).randn([n, ...rest]) as tf.Tensor4D;
+  return tf.tidy(() => tf.concat((rng as readonly Rng[]).map((r) => r.randn([1, ...rest])), 0) as tf.Tensor4D);
 }
 
 /**
- * Reconstruct an NHWC batch (in [-1, 1]): noise it to `tStart` with seeded Gaussian noise (the
- * same for every image of the batch, so a result never depends on the batching), then
+ * Reconstruct an NHWC batch (in [-1, 1]): noise it to `tStart` with seeded Gaussian noise (per
+ * image with `seeds`), then
  * denoise with DDIM (see the module comment for the timestep rule). Returns a new tensor of the
  * input's shape; no other tensors outlive the call.
  */
@@ -129,14 +131,15 @@ export function reconstruct(
   if (timesteps[0]! > opts.tStart) {
     throw new Error(`reconstruct: the first timestep ${timesteps[0]} is above tStart ${opts.tStart}; the input would be treated as noisier than it is`);
   }
-  // Every image gets the same noise: an image's reconstruction is a function of the image alone,
-  // not of the batch it happens to be in or its place there.
-  const rng = new Rng(opts.seed ?? 0);
-  const noise = noiseLike(rng, x.shape, true);
+  if (opts.seeds && opts.seeds.length !== x.shape[0]) {
+    throw new Error(`reconstruct: ${opts.seeds.length} seeds for a batch of ${x.shape[0]} images`);
+  }
+  const rng = opts.seeds ? opts.seeds.map((s) => new Rng(s)) : new Rng(opts.seed ?? 0);
+  const noise = noiseLike(rng, x.shape);
   const xt = schedule.qSample(x, opts.tStart, noise);
   noise.dispose();
   try {
-    return ddimLoop(model, schedule, xt, timesteps, { ...opts, sameNoisePerImage: true }, rng.fork('ddim'));
+    return ddimLoop(model, schedule, xt, timesteps, opts, Array.isArray(rng) ? rng.map((r) => r.fork('ddim')) : (rng as Rng).fork('ddim'));
   } finally {
     xt.dispose();
   }

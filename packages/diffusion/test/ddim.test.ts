@@ -101,24 +101,29 @@ describe('DDIM', () => {
     store.dispose();
   });
 
-  it("reconstructs an image the same whatever batch it is in and wherever in it (eta 0 and 1)", () => {
+  it('with per-image seeds, reconstructs an image the same whatever batch it is in and wherever in it (eta 0 and 1)', () => {
     const schedule = new NoiseSchedule();
     const store = new ParamStore(7);
     const unet = new UNet(store, TINY).init();
     const x = new Rng(8).rand([3, 8, 8, 1], -1, 1) as tf.Tensor4D;
     const pick = (t: tf.Tensor4D, i: number) => tf.slice(t, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D;
     const reversed = tf.reverse(x, 0) as tf.Tensor4D;
+    const seeds = [5, 6, 7];
     for (const eta of [0, 1]) {
-      const opts = { tStart: 300, steps: 3, seed: 9, eta };
-      const batch = reconstruct(unet, schedule, x, opts);
-      const flipped = reconstruct(unet, schedule, reversed, opts);
+      const opts = { tStart: 300, steps: 3, eta };
+      const batch = reconstruct(unet, schedule, x, { ...opts, seeds });
+      const flipped = reconstruct(unet, schedule, reversed, { ...opts, seeds: [...seeds].reverse() });
       const last = pick(x, 2);
-      const alone = reconstruct(unet, schedule, last, opts);
+      const alone = reconstruct(unet, schedule, last, { ...opts, seeds: [7] });
       // The third image: alone, third of three, and first of the reversed batch.
       expect(maxAbsDiff(pick(batch, 2), alone)).toBeLessThan(1e-5);
       expect(maxAbsDiff(pick(flipped, 0), alone)).toBeLessThan(1e-5);
-      tf.dispose([batch, flipped, last, alone]);
+      // Different seeds, different noise: the seed matters.
+      const other = reconstruct(unet, schedule, last, { ...opts, seeds: [8] });
+      expect(maxAbsDiff(other, alone)).toBeGreaterThan(1e-4);
+      tf.dispose([batch, flipped, last, alone, other]);
     }
+    expect(() => reconstruct(unet, schedule, x, { tStart: 300, steps: 3, seeds: [1] })).toThrow(/1 seeds for a batch of 3/);
     tf.dispose([x, reversed]);
     store.dispose();
   });
