@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ParamStore } from '@ofm/tensor';
+import { ParamStore, initBackend } from '@ofm/tensor';
 import { UNet, parseUNetConfig } from '@ofm/diffusion';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PerfJson, formatPerfTable, specConvShapes } from '../src/commands/bench';
+import { type PerfJson, formatPerfTable, resolveSpecPath, specConvShapes } from '../src/commands/bench';
 
 const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -73,6 +73,22 @@ beforeAll(() => {
 
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the benchmark spec', () => {
+  it('is found inside the repository from any directory (a fresh clone has no ../shared)', async () => {
+    await initBackend({ backend: 'wasm' });
+    for (const cwd of [process.cwd(), tmpdir()]) {
+      const path = resolveSpecPath(undefined, cwd);
+      expect(path.endsWith(join('bench', 'unet_spec.json'))).toBe(true);
+      expect(existsSync(path)).toBe(true);
+    }
+    const spec = JSON.parse(readFileSync(resolveSpecPath(undefined), 'utf8'));
+    const store = new ParamStore(0);
+    // The model the README's table and the PyTorch twin measure: 10,917,827 parameters.
+    expect(new UNet(store, parseUNetConfig(spec)).init().paramCount()).toBe(10_917_827);
+    store.dispose();
+  });
 });
 
 describe('ofm bench perf', () => {

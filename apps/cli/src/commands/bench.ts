@@ -134,7 +134,10 @@ interface PeerRun {
 }
 
 const DEFAULT_PYTHON = '/usr/bin/python3';
-const SPEC_RELATIVE = join('..', 'shared', 'peers', 'unet_spec.json');
+/** The benchmark UNet spec, kept in the repository (a copy of the peer's `shared/peers/unet_spec.json`). */
+const SPEC_RELATIVE = join('bench', 'unet_spec.json');
+/** Where the PyTorch twin lives beside a checkout of the project (it is not part of the repository). */
+const PEER_RELATIVE = join('..', 'shared', 'peers', 'torch_unet.py');
 const TORCH_HINT = 'install it with `apt-get install -y python3-torch` (Debian), or pass --python, or --skip-peer';
 
 /** `ofm bench` and its subcommands. */
@@ -146,7 +149,7 @@ export function registerBench(program: Command): void {
     .description('speed of training, DDIM and conv kernels against the PyTorch twin, side by side in one run')
     .option('--spec <path>', `UNet spec JSON (default: ${SPEC_RELATIVE} from the repository root)`)
     .option('--python <path>', 'python with torch for the peer', DEFAULT_PYTHON)
-    .option('--peer-script <path>', 'the PyTorch twin (default: torch_unet.py next to the spec)')
+    .option('--peer-script <path>', `the PyTorch twin (default: torch_unet.py next to the spec, else ${PEER_RELATIVE} from the repository root)`)
     .option('--threads <n>', 'threads for both sides (ours: the threaded wasm build when > 1)', '1')
     .option('--steps <n>', 'timed training steps per run', '2')
     .option('--warmup <n>', 'untimed warm-up training steps per run', '1')
@@ -176,8 +179,8 @@ function findRepoRoot(from: string): string | undefined {
 }
 
 /**
- * The spec path: `--spec` relative to the working directory, else `../shared/peers/unet_spec.json`
- * from the repository root (found from the working directory, then from this file).
+ * The spec path: `--spec` relative to the working directory, else `bench/unet_spec.json` in the
+ * repository (found from the working directory, then from this file).
  */
 export function resolveSpecPath(spec: string | undefined, cwd = process.cwd()): string {
   if (spec != null) {
@@ -195,8 +198,16 @@ export function resolveSpecPath(spec: string | undefined, cwd = process.cwd()): 
   }
   throw new CliError(
     `no UNet spec found (looked for ${tried.length ? tried.join(' and ') : `${SPEC_RELATIVE} above ${cwd}`}); ` +
-      'pass --spec PATH to a spec JSON such as shared/peers/unet_spec.json',
+      'pass --spec PATH to a spec JSON (the repository keeps one at bench/unet_spec.json)',
   );
+}
+
+/** `torch_unet.py` next to the spec, else beside the repository (`../shared/peers/`); the first that exists. */
+function defaultPeerScript(specPath: string): string {
+  const candidates = [join(dirname(specPath), 'torch_unet.py')];
+  const root = findRepoRoot(dirname(fileURLToPath(import.meta.url))) ?? findRepoRoot(process.cwd());
+  if (root) candidates.push(resolve(root, PEER_RELATIVE));
+  return candidates.find((p) => existsSync(p)) ?? candidates[candidates.length - 1]!;
 }
 
 function stats(seconds: number[], unit: string): Timings {
@@ -241,7 +252,11 @@ async function probePeer(python: string, script: string | null): Promise<PeerInf
     return { ...base, status: 'skipped', reason: `${python} cannot import torch (${last}); ${TORCH_HINT}` };
   }
   if (script == null || !existsSync(script)) {
-    return { ...base, status: 'skipped', reason: `the PyTorch twin script ${script ?? 'torch_unet.py'} does not exist (pass --peer-script)` };
+    return {
+      ...base,
+      status: 'skipped',
+      reason: `the PyTorch twin script ${script ?? 'torch_unet.py'} does not exist: it is not part of the repository; it lives in the project's shared/peers folder beside the checkout (pass --peer-script PATH to it)`,
+    };
   }
   return { ...base, status: 'ok', torch_version: torchVersion };
 }
@@ -410,7 +425,7 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
   const oursParams = unet.paramCount();
 
   // The peer: probe, then compare parameter counts before timing anything.
-  const script = options.peerScript != null ? resolve(options.peerScript) : join(dirname(specPath), 'torch_unet.py');
+  const script = options.peerScript != null ? resolve(options.peerScript) : defaultPeerScript(specPath);
   const peer: PeerInfo = options.skipPeer
     ? { status: 'skipped', reason: '--skip-peer', python: options.python, script }
     : await probePeer(options.python, script);
