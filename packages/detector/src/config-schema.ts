@@ -89,6 +89,7 @@ export const detectorConfigSchema = z
         tStartCandidates: z.array(integer(1)).min(1),
         steps: integer(1),
         eta: share({ zero: true }),
+        samples: integer(1).optional(),
       })
       .strict(),
     map: z

@@ -552,11 +552,12 @@ export class ContinualDetector {
   }
 
   /** Reconstructions (HWC in [0, 1], as a tensor) of images in [0, 1]. */
-  reconstructBatch(images01: tf.Tensor4D, tStart: number, tapCtx?: Ctx): tf.Tensor4D {
+  reconstructBatch(images01: tf.Tensor4D, tStart: number, tapCtx?: Ctx, sample = 0): tf.Tensor4D {
     const c = this.config;
-    // Each image's noise is seeded by its own pixels (and the config seed): its reconstruction,
-    // map and score are the same whatever batch it is detected in, and independent of the others'.
-    const seeds = imageSeeds(images01, c.seed);
+    // Each image's noise is seeded by its own pixels (and the config seed and the sample index):
+    // its reconstruction, map and score are the same whatever batch it is detected in, and
+    // independent of the others'.
+    const seeds = imageSeeds(images01, c.seed + sample);
     return tf.tidy(() => {
       const x = tf.sub(tf.mul(images01, 2), 1) as tf.Tensor4D;
       const control = this.control(x, tapCtx);
@@ -573,12 +574,27 @@ export class ContinualDetector {
   }
 
   /** Raw maps `[N, H, W]` and raw scores for images in [0, 1] at one start timestep. */
+  /**
+   * Raw maps `[N, H, W]` and raw scores for images in [0, 1] at one start timestep: the mean of the
+   * maps of `reconstruction.samples` reconstructions with independent noise (the reconstruction
+   * kept is the first).
+   */
   private rawMaps(images01: tf.Tensor4D, tStart: number, keepRecon = false): { maps: tf.Tensor3D; scores: Float32Array; recon?: tf.Tensor4D } {
+    const samples = this.config.reconstruction.samples ?? 1;
+    const mapOptions = { aggregate: this.config.map.aggregate, blurSigma: this.config.map.blurSigma };
     const recon = this.reconstructBatch(images01, tStart);
-    const maps = anomalyMap(this.extractor, images01, recon, {
-      aggregate: this.config.map.aggregate,
-      blurSigma: this.config.map.blurSigma,
-    });
+    let maps = anomalyMap(this.extractor, images01, recon, mapOptions);
+    for (let k = 1; k < samples; k++) {
+      const other = this.reconstructBatch(images01, tStart, undefined, k);
+      const sum = tf.tidy(() => tf.add(maps, anomalyMap(this.extractor, images01, other, mapOptions)) as tf.Tensor3D);
+      tf.dispose([maps, other]);
+      maps = sum;
+    }
+    if (samples > 1) {
+      const mean = tf.div(maps, samples) as tf.Tensor3D;
+      maps.dispose();
+      maps = mean;
+    }
     const scores = imageScores(maps, scoreReduction(this.config.map));
     if (!keepRecon) {
       recon.dispose();

@@ -1,7 +1,8 @@
 /**
  * Retention by construction: with per-task weights a later task changes nothing an earlier class's
  * detection depends on (reconstruction, map, score, start timestep, calibration, routing), in
- * memory and after a save and reload. With shared weights the drift diagnosis measures what moved.
+ * memory and after a save and reload; an image's result does not depend on its batch. With
+ * shared weights the drift diagnosis measures what moved. Also: averaging several reconstructions.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -93,6 +94,22 @@ describe('per-task weights', () => {
     exported.dispose();
     before.dispose();
     reloaded.dispose();
+    det.dispose();
+  });
+});
+
+describe('reconstruction.samples', () => {
+  it('averages the maps of independent reconstructions: deterministic, and not the single-sample map', async () => {
+    const det = new ContinualDetector({ ...TINY_CONFIG, reconstruction: { ...TINY_CONFIG.reconstruction, samples: 3 } });
+    await det.learnTask({ classes: ['tiles'], images: new Map([['tiles', await images('tiles', 'train')]]) });
+    const tests = (await images('tiles', 'test')).slice(0, 3);
+    const a = det.detect(tests, { className: 'tiles' });
+    const b = det.detect([...tests].reverse(), { className: 'tiles' }).reverse();
+    a.forEach((d, i) => expect(d.map).toEqual(b[i]!.map));
+    det.config.reconstruction.samples = 1;
+    const single = det.detect(tests, { className: 'tiles' });
+    expect(single[0]!.map).not.toEqual(a[0]!.map);
+    expect(() => new ContinualDetector({ reconstruction: { samples: 0 } })).toThrow(/reconstruction\.samples/);
     det.dispose();
   });
 });
