@@ -76,7 +76,7 @@ export function registerTrain(program: Command): void {
     .option('--tasks <spec>', 'tasks as "a,b|c": "," joins classes into one task, "|" separates tasks')
     .option('--out <ckpt>', 'checkpoint directory to write (rewritten atomically after each task)')
     .option('--resume <ckpt>', 'continue from this checkpoint (the tasks it holds must start the task list)')
-    .option('--preset <name>', 'start from a preset config: quick (the defaults), texture (64 px; see ofm train --help)')
+    .option('--preset <name>', 'start from a preset config: quick (the defaults, 32 px) or texture (64 px images, 32 px training crops)')
     .option('--config <file>', 'detector config JSON (partial; merged over the preset; defaults fill the rest)')
     .option('--steps <n>', 'training steps per task (overrides the config)')
     .option('--image-size <n>', 'image size in pixels (overrides the config)')
@@ -109,7 +109,8 @@ Each task keeps its own copy of the weights (continual.weights: per-task), so a 
 changes how an earlier class is detected; --shared-weights trains one set of weights protected by
 gradient projection instead (One-for-More as published; it forgets on real photographs, see
 docs/benchmarks.md). Presets: quick (the defaults, 32 px), texture (64 px images trained on 32 px
-crops: fine textures and small defects, about twice the time of quick).
+crops: fine textures and small defects; 42 min against 36 for five classes of the real-photograph
+set, docs/benchmarks.md).
 
 Example:
   ofm synth --out data && ofm train --data data --tasks "tiles|washer|chip" --out model`,
