@@ -41,4 +41,4 @@ export { PerlinNoise } from './noise';
 export { type RandomSource, createRandom, hashSeed, shuffleInPlace } from './random';
 export type { SynthClassInfo } from './synth/classes';
 export { DEFECT_KINDS, type DefectKind } from './synth/defects';
-export { MASK_TOLERANCE, SYNTH_CLASSES, type SynthImage, type SynthImageSpec, renderSynthImage } from './synth/render';
+export { MASK_TOLERANCE, type RenderedImage, SYNTH_CLASSES, type SynthImage, type SynthImageSpec, renderSynthImage } from './synth/render';

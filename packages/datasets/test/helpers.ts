@@ -1,7 +1,7 @@
 /** Fixture helpers: real image files written with sharp into temporary folders. */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import sharp from 'sharp';
 
 export async function tempDir(prefix = 'ofm-datasets-'): Promise<{ path: string; cleanup: () => Promise<void> }> {
@@ -50,4 +50,17 @@ export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of items) out.push(item);
   return out;
+}
+
+/** Every file under `root`, as sorted paths relative to it. */
+export async function listFiles(root: string): Promise<string[]> {
+  const files: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      if (e.isDirectory()) await walk(join(d, e.name));
+      else files.push(relative(root, join(d, e.name)));
+    }
+  };
+  await walk(root);
+  return files.sort();
 }

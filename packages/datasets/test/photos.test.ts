@@ -1,5 +1,5 @@
 import { readFile, readdir } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -19,7 +19,7 @@ import {
   renderPhotoImage,
   writePhotoDataset,
 } from '../src/index';
-import { collect, tempDir } from './helpers';
+import { collect, listFiles, tempDir } from './helpers';
 
 const SIZE = 32;
 
@@ -56,18 +56,6 @@ const options = { imageSize: SIZE, trainCount: 6, testGood: 4, testDefect: 8, se
 let dir: { path: string; cleanup: () => Promise<void> };
 let out: string;
 let summary: PhotoDatasetSummary;
-
-async function listFiles(root: string): Promise<string[]> {
-  const files: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else files.push(relative(root, join(d, e.name)));
-    }
-  };
-  await walk(root);
-  return files.sort();
-}
 
 async function raw(path: string): Promise<{ data: Buffer; width: number; height: number; channels: number }> {
   const { data, info } = await sharp(path).raw().toBuffer({ resolveWithObject: true });

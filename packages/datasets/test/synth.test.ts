@@ -1,5 +1,5 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -12,25 +12,13 @@ import {
   renderSynthImage,
   synth,
 } from '../src/index';
-import { collect, tempDir } from './helpers';
+import { collect, listFiles, tempDir } from './helpers';
 
 let dir: { path: string; cleanup: () => Promise<void> };
 const SIZE = 32;
 const options = { classes: ['tiles', 'chip'], size: SIZE, nTrain: 3, nTestGood: 2, nTestBad: 4, seed: 5 };
 let out: string;
 let summary: SynthSummary;
-
-async function listFiles(root: string): Promise<string[]> {
-  const files: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else files.push(relative(root, join(d, e.name)));
-    }
-  };
-  await walk(root);
-  return files.sort();
-}
 
 async function rawPixels(path: string): Promise<{ data: Buffer; channels: number }> {
   const { data, info } = await sharp(path).raw().toBuffer({ resolveWithObject: true });

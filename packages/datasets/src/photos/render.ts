@@ -4,6 +4,7 @@
  * (train) or test part (test), and for defective images a defect drawn into that crop.
  */
 import { rgbToBytes } from '../image';
+import type { RenderedImage } from '../synth/render';
 import { type RandomSource, createRandom, hashSeed, intBelow } from '../random';
 import { type PhotoClassSource, type PhotoCrop, type PhotoSplit, drawCropWindow, renderCrop, splitPhotoRegions } from './crop';
 import { type PhotoDefectKind, drawPhotoDefect, quantize } from './defects';
@@ -28,19 +29,12 @@ export interface PhotoImageSpec extends PhotoGeometry {
   seed?: number;
 }
 
-/** A rendered image: 8-bit RGB, with its defect-free twin, the exact mask and where it was cut. */
-export interface PhotoImage {
-  width: number;
-  height: number;
-  /** HWC RGB bytes. */
-  image: Uint8Array;
-  /** The same crop without the defect (equal to {@link image} for good images). */
-  good: Uint8Array;
-  /** 1 where {@link image} differs from {@link good} (by more than `PHOTO_MASK_TOLERANCE` levels), else 0. */
-  mask: Uint8Array;
-  className: string;
+/**
+ * A rendered photo image (its mask marks changes of more than `PHOTO_MASK_TOLERANCE` levels), with
+ * where it was cut.
+ */
+export interface PhotoImage extends RenderedImage<PhotoDefectKind> {
   split: 'train' | 'test';
-  defect: PhotoDefectKind | 'good';
   /** Where the crop was cut from the class's photograph. */
   crop: PhotoCrop;
   /** For `patch`: the class whose photograph the pasted piece was cut from. */

@@ -37,8 +37,8 @@ export interface SynthImageSpec {
   size?: number;
 }
 
-/** A rendered image: 8-bit RGB, with its defect-free twin and the exact defect mask. */
-export interface SynthImage {
+/** A rendered image of a defect set: 8-bit RGB, with its defect-free twin and the exact defect mask. */
+export interface RenderedImage<Defect extends string> {
   width: number;
   height: number;
   /** HWC RGB bytes. */
@@ -48,8 +48,11 @@ export interface SynthImage {
   /** 1 where {@link image} differs from {@link good}, else 0. */
   mask: Uint8Array;
   className: string;
-  defect: DefectKind | 'good';
+  defect: Defect | 'good';
 }
+
+/** A rendered synthetic image. */
+export type SynthImage = RenderedImage<DefectKind>;
 
 export function findClass(name: string): SynthClassSpec {
   const spec = SYNTH_CLASS_SPECS.find((c) => c.name === name);
