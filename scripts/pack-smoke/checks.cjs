@@ -264,7 +264,9 @@ const checks = {
       for await (const s of ds.test('washer')) test.push(s.image);
       const detector = new ContinualDetector(TINY_DETECTOR);
       const record = await detector.learnTask({ classes: ['washer'], images: new Map([['washer', train]]) });
-      assert.ok(record.basisRank > 0, 'consolidation protected no direction');
+      // The default keeps each task's own weights: nothing to project, so no bases are collected.
+      assert.equal(detector.config.continual.weights, 'per-task');
+      assert.equal(record.basisRank, 0, 'per-task weights collected projection bases');
       const found = detector.detect(test);
       assert.equal(found.length, 3);
       for (const d of found) {
@@ -282,7 +284,7 @@ const checks = {
       );
       detector.dispose();
       loaded.dispose();
-      return `learned 1 task (${record.steps} steps, basis rank ${record.basisRank}), detected 3 images, saved and reloaded with identical scores; /browser entry has no saveDetector`;
+      return `learned 1 task (${record.steps} steps, per-task weights), detected 3 images, saved and reloaded with identical scores; /browser entry has no saveDetector`;
     });
   },
 };
