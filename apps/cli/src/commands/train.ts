@@ -109,8 +109,7 @@ Each task keeps its own copy of the weights (continual.weights: per-task), so a 
 changes how an earlier class is detected; --shared-weights trains one set of weights protected by
 gradient projection instead (One-for-More as published; it forgets on real photographs, see
 docs/benchmarks.md). Presets: quick (the defaults, 32 px), texture (64 px images trained on 32 px
-crops: fine textures and small defects; 42 min against 36 for five classes of the real-photograph
-set, docs/benchmarks.md).
+crops: better defect localisation on real textures at about the same time, docs/benchmarks.md).
 
 Example:
   ofm synth --out data && ofm train --data data --tasks "tiles|washer|chip" --out model`,
