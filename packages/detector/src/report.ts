@@ -72,7 +72,7 @@ function fmt(v: number | null | undefined): string {
 }
 
 /** The Markdown summary of a report. */
-export function reportMarkdown(report: ContinualReport): string {
+export function reportMarkdown(report: ContinualReport, opts: { samples?: boolean } = {}): string {
   const lines: string[] = [];
   const last = report.curve[report.curve.length - 1];
   lines.push('# one-for-more: continual anomaly detection report', '');
@@ -109,7 +109,9 @@ export function reportMarkdown(report: ContinualReport): string {
     report.classMatrices[metric].forEach((row, i) => lines.push(`| ${i + 1} | ${row.map(fmt).join(' | ')} |`));
   }
   lines.push('', '## Figures', '', '![metric matrix](figures/matrix_image_auroc.png)', '', '![pixel matrix](figures/matrix_pixel_auroc.png)', '');
-  lines.push('![average AUROC and forgetting](figures/curve.png)', '', '![sample heatmaps](figures/samples.png)', '');
+  lines.push('![average AUROC and forgetting](figures/curve.png)', '');
+  // A run without sample detections (e.g. the knn reference) has no heatmap grid to link.
+  if (opts.samples !== false) lines.push('![sample heatmaps](figures/samples.png)', '');
   if (last) lines.push(`Final average image AUROC ${fmt(last.avg_image_auroc)}, pixel AUROC ${fmt(last.avg_pixel_auroc)}.`, '');
   return lines.join('\n');
 }
@@ -119,9 +121,10 @@ export function reportMarkdown(report: ContinualReport): string {
  * memory so that a caller can write them together with a checkpoint in one atomic save.
  */
 export async function renderReport(report: ContinualReport, samples: ReportSample[] = []): Promise<Record<string, Uint8Array | string>> {
+  const grid = await sampleGridPng(samples);
   const files: Record<string, Uint8Array | string> = {
     'report.json': `${JSON.stringify(report, null, 2)}\n`,
-    'report.md': reportMarkdown(report),
+    'report.md': reportMarkdown(report, { samples: grid !== null }),
   };
   const taskLabels = report.tasks.map((t) => `task ${t.index + 1}`);
   for (const metric of ['image_auroc', 'pixel_auroc'] as const) {
@@ -130,7 +133,6 @@ export async function renderReport(report: ContinualReport, samples: ReportSampl
     );
   }
   files['figures/curve.png'] = await svgToPng(reportCurveSvg(report.curve, taskLabels));
-  const grid = await sampleGridPng(samples);
   if (grid) files['figures/samples.png'] = grid;
   return files;
 }

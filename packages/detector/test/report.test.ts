@@ -98,6 +98,7 @@ describe('writeReport', () => {
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     expect(md).toContain('| 2 | b | 10 | 1.6 | 0.2000 | 300 | 20 | 8 |');
     expect(md).toContain('0.700 → 0.850');
+    expect(md).toContain('figures/samples.png');
     for (const f of ['matrix_image_auroc.png', 'matrix_pixel_auroc.png', 'curve.png', 'samples.png']) {
       const meta = await sharp(join(out, 'figures', f)).metadata();
       expect(meta.format).toBe('png');
@@ -106,6 +107,8 @@ describe('writeReport', () => {
     // Rewriting replaces the report whole and leaves no temporary directory behind.
     await writeReport(out, fakeRun());
     expect(existsSync(join(out, 'figures', 'samples.png'))).toBe(false);
+    // ...and the report links no heatmap grid it does not have.
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).not.toContain('samples.png');
     expect(readFileSync(join(out, 'report.json'), 'utf8')).toContain('"formatVersion": 1');
   });
 });
