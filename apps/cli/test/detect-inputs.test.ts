@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { overlaySize } from '../src/commands/detect';
 import { expandImageArgs, globToRegExp, outputStems } from '../src/images';
 import { expectRefused, ofm, tinyFixture } from './helpers';
 
@@ -53,6 +54,23 @@ describe('ofm detect', () => {
     const glob = await ofm(['detect', join(data, '*', 'test', 'good', '00[01].png'), '--ckpt', ckpt, '--json']);
     expect(glob.code, glob.stderr).toBe(0);
     expect(JSON.parse(glob.stdout).images).toHaveLength(6);
+  });
+
+  it('draws an overlay at the image\'s own aspect ratio, with the decision and a colour legend (item 16)', async () => {
+    const sharp = (await import('sharp')).default;
+    const { OVERLAY_LEGEND_HEIGHT } = await import('@ofm/detector');
+    const wide = join(dir, 'wide', 'shot.png');
+    await mkdir(join(dir, 'wide'), { recursive: true });
+    // A 120 x 60 crop of a test image: the model sees it squeezed to its square size.
+    await sharp(join(data, 'tiles', 'test', 'good', '000.png')).resize(120, 60, { fit: 'fill' }).png().toFile(wide);
+    const out = join(dir, 'wide-out');
+    const r = await ofm(['detect', wide, '--ckpt', ckpt, '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const meta = await sharp(join(out, 'shot_overlay.png')).metadata();
+    expect(overlaySize({ width: 120, height: 60 })).toEqual({ width: 256, height: 128 });
+    expect(meta.height! - OVERLAY_LEGEND_HEIGHT).toBe(128);
+    expect(meta.width).toBe(300); // the legend's minimum width; the image itself is 256 wide
+    expect(overlaySize({ width: 4000, height: 1000 })).toEqual({ width: 1024, height: 256 });
   });
 
   it('refuses an empty folder or a pattern matching nothing, saying where it looked (item 11)', async () => {

@@ -58,6 +58,12 @@ export function describeImages(images: tf.Tensor4D): Float32Array[] {
   return data.map((row) => Float32Array.from(row));
 }
 
+/**
+ * The calibrated score above which an image is called anomalous by default: 3 standard deviations
+ * above the mean score of its class's held-out normal images (`ofm detect --threshold`, the report).
+ */
+export const DEFAULT_SCORE_THRESHOLD = 3;
+
 /** What one learned class keeps for calibration. Plain JSON (goes into the checkpoint manifest). */
 export interface ClassCalibration {
   className: string;

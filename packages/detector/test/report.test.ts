@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { initBackend } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { heatColor, lineChartSvg, matrixHeatmapSvg, overlayHeatmap, reportCurveSvg } from '../src/figures';
+import { heatColor, lineChartSvg, matrixHeatmapSvg, metricColor, overlayHeatmap, reportCurveSvg, resizeMap } from '../src/figures';
 import { ContinualDetector } from '../src/detector';
-import { type ContinualReport, REPORT_FORMAT_VERSION, writeReport } from '../src/report';
+import { type ContinualReport, detectionOverlayPng, OVERLAY_LEGEND_HEIGHT, REPORT_FORMAT_VERSION, reportMarkdown, sampleGridPng, writeReport } from '../src/report';
 import { buildReport } from '../src/run';
 import { TINY_CONFIG } from './tiny';
 
@@ -69,9 +69,102 @@ describe('figures', () => {
       ] as unknown as Parameters<typeof reportCurveSvg>[0],
       ['task 1', 'task 2'],
     );
-    for (const name of ['avg image AUROC', 'avg pixel AUROC', 'image forgetting', 'pixel forgetting', 'task 2']) expect(curve).toContain(name);
+    for (const name of ['Average AUROC', 'image AUROC', 'pixel AUROC', 'image forgetting', 'pixel forgetting', 'task 2']) expect(curve).toContain(name);
     // Forgetting is undefined after task 1: its series draws a single point, the AUROC series a line.
     expect(curve.match(/<polyline/g)?.length).toBe(2);
+  });
+});
+
+describe('figures read well (issue 19, item 16)', () => {
+  it('metric colours run from orange at chance to blue at perfect, never red for the best', () => {
+    const [r1, , b1] = metricColor(1);
+    const [r0, , b0] = metricColor(0);
+    expect(b1).toBeGreaterThan(r1 + 100);
+    expect(r0).toBeGreaterThan(b0 + 100);
+    const svg = matrixHeatmapSvg([[0.99]], ['after task 1'], ['a'], 'Image AUROC per class');
+    const [r, g, b] = metricColor(0.98);
+    expect(svg).toContain(`fill="rgb(${r},${g},${b})"`);
+  });
+
+  it('the matrix has a colour bar and a caption that fits inside the figure', () => {
+    const svg = matrixHeatmapSvg([[0.9, null]], ['after task 1'], ['concrete', 'b'], 'Image AUROC per class');
+    expect(svg).toContain('<linearGradient');
+    expect(svg).toContain('0.5 chance');
+    expect(svg).toContain('1 perfect');
+    const width = Number(/width="(\d+)"/.exec(svg)![1]);
+    const captions = [...svg.matchAll(/<text x="(\d+)"[^>]*fill="#555">([^<]+)</g)];
+    expect(captions.length).toBe(2);
+    // DejaVu Sans at 11 px averages under 0.62 em per character.
+    for (const [, x, text] of captions) expect(Number(x) + text!.length * 11 * 0.62).toBeLessThanOrEqual(width);
+  });
+
+  it('the curve has an AUROC panel zoomed onto the data and a forgetting panel on its own axis', () => {
+    const curve = reportCurveSvg(
+      [
+        { avg_image_auroc: 0.95, avg_pixel_auroc: 0.97, image_auroc_forgetting: null, pixel_auroc_forgetting: null },
+        { avg_image_auroc: 0.93, avg_pixel_auroc: 0.96, image_auroc_forgetting: 0.01, pixel_auroc_forgetting: 0.01 },
+      ] as unknown as Parameters<typeof reportCurveSvg>[0],
+      ['task 1', 'task 2'],
+    );
+    const ticks = [...curve.matchAll(/text-anchor="end">(-?[\d.]+)</g)].map((m) => Number(m[1]));
+    expect(ticks.length).toBe(10);
+    const auroc = ticks.slice(0, 5);
+    const forget = ticks.slice(5);
+    // Not the flat 0-1 axis: both panels span a tenth or less.
+    expect(Math.max(...auroc) - Math.min(...auroc)).toBeLessThanOrEqual(0.1 + 1e-9);
+    expect(Math.min(...auroc)).toBeGreaterThan(0.8);
+    expect(Math.max(...forget)).toBeLessThanOrEqual(0.1 + 1e-9);
+    // Equal forgetting values lie on one another: the two series differ in dash and marker.
+    expect(curve).toContain('stroke-dasharray="7 4"');
+    expect(curve).toContain('<polygon');
+    expect(curve).toContain('image forgetting 0.010');
+  });
+
+  it('resizeMap keeps constants and interpolates between pixel centres', () => {
+    expect(Array.from(resizeMap([2, 2, 2, 2], 2, 2, 5, 3))).toEqual(new Array(15).fill(2));
+    expect(Array.from(resizeMap([0, 4], 2, 1, 4, 1))).toEqual([0, 1, 3, 4]);
+    expect(() => resizeMap([0], 2, 1, 4, 1)).toThrow(/map has 1 values, expected 2/);
+  });
+
+  it('a detection overlay keeps the image size and aspect ratio, with a legend strip under it', async () => {
+    const width = 50;
+    const height = 30;
+    const image = { data: new Float32Array(width * height * 3).fill(0.5), width, height };
+    const map = new Float32Array(16 * 16);
+    map[0] = 100; // hot in the top-left corner only
+    const png = await detectionOverlayPng({ image, map, mapWidth: 16, mapHeight: 16, score: 7.5, className: 'tiles' });
+    const { data, info } = await sharp(Buffer.from(png)).raw().toBuffer({ resolveWithObject: true });
+    expect(info.height).toBe(height + OVERLAY_LEGEND_HEIGHT);
+    expect(info.width).toBe(300); // the legend's minimum width; the image keeps its 50 px
+    const px = (x: number, y: number) => [0, 1, 2].map((k) => data[(y * info.width + x) * info.channels + k]!);
+    expect(px(0, 0)[0]).toBeGreaterThan(px(0, 0)[2]! + 50); // hot: red
+    expect(px(width - 1, height - 1)[2]).toBeGreaterThan(px(width - 1, height - 1)[0]!); // calm: blue-ish
+  });
+
+  it('the sample grid draws every map on one scale, so a calm map is not stretched to full colour', async () => {
+    const size = 8;
+    const image = new Float32Array(size * size * 3).fill(0.5);
+    const calm = Float32Array.from({ length: size * size }, (_, i) => (i % 2) * 0.2);
+    const sample = { className: 'a', label: 0 as const, score: 0.3, width: size, height: size, image, reconstruction: image, map: calm };
+    const png = await sampleGridPng([sample]);
+    const { data, info } = await sharp(Buffer.from(png!)).raw().toBuffer({ resolveWithObject: true });
+    // The map tile is the third tile; its brightest red stays far from the colormap's top.
+    const zoom = Math.ceil(96 / size);
+    const left = 190 + 4 + 2 * (size * zoom + 4);
+    let maxRed = 0;
+    for (let y = 28; y < 28 + size * zoom; y++) for (let x = left; x < left + size * zoom; x++) maxRed = Math.max(maxRed, data[(y * info.width + x) * info.channels]!);
+    expect(maxRed).toBeLessThan(120);
+  });
+
+  it('report.md names metrics in words and explains a calibrated pooled AUROC below raw', () => {
+    const report = fakeRun();
+    report.summary = { ...report.summary, pooled_image_auroc_raw: 0.97, pooled_image_auroc_calibrated: 0.91 };
+    const md = reportMarkdown(report);
+    expect(md).toContain('| image AUROC (average over classes) | 0.900 |');
+    expect(md).toContain('`avg_image_auroc`');
+    expect(md).toMatch(/Calibrated pooled AUROC \(0\.910\) is below raw \(0\.970\)/);
+    expect(md).toContain('**start timestep**');
+    expect(md).toContain('**basis rank / size**');
   });
 });
 

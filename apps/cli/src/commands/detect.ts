@@ -54,7 +54,7 @@ export function registerDetect(program: Command): void {
     .requiredOption('--ckpt <dir>', 'checkpoint directory written by ofm train')
     .option('--out <dir>', 'write a heatmap overlay per image and scores.json here (without it, only the scores are printed)')
     .option('--glob <pattern>', "in folders, only images whose path below the folder matches, e.g. '**/*.png', 'test/*/0*.png'")
-    .option('--threshold <z>', 'calibrated score above which an image is called anomalous (standard deviations above the normal validation scores of its class)', '3')
+    .option('--threshold <z>', 'calibrated score above which an image is called anomalous (standard deviations above the normal validation scores of its class)', '3' /* = DEFAULT_SCORE_THRESHOLD of @ofm/detector */)
     .option('--backend <name>', 'tfjs backend (default $OFM_BACKEND, else auto)')
     .option('--json', 'print the scores as JSON on stdout')
     .addHelpText(
@@ -86,7 +86,6 @@ Examples:
       const release = tmp ? removeOnInterrupt(tmp) : () => {};
       try {
         const { readImage, DatasetError } = await import('@ofm/datasets');
-        const sharp = (await import('sharp')).default;
         const size = detector.config.imageSize;
         const stems = outputStems(images);
         if (tmp) {
@@ -97,9 +96,12 @@ Examples:
         for (let start = 0; start < images.length; start += CHUNK) {
           const chunk = images.slice(start, start + CHUNK);
           const inputs: Float32Array[] = [];
+          const sources: { width: number; height: number }[] = [];
           for (const image of chunk) {
             try {
-              inputs.push((await readImage(image.path, { size })).data);
+              const decoded = await readImage(image.path, { size });
+              inputs.push(decoded.data);
+              sources.push({ width: decoded.sourceWidth, height: decoded.sourceHeight });
             } catch (err) {
               if (err instanceof DatasetError) throw new CliError(err.message);
               throw err;
@@ -111,12 +113,19 @@ Examples:
             let overlayPath: string | null = null;
             if (tmp && outDir) {
               const file = `${stems[start + j]}_overlay.png`;
-              const overlay = det.overlayHeatmap(inputs[j]!, d.map, size, size, { range: [0, Math.max(threshold * 2, 1)] });
+              // The map goes back onto the image at the image's own aspect ratio (within 256-1024 px).
+              const shown = await readImage(chunk[j]!.path, { size: overlaySize(sources[j]!) });
+              const png = await det.detectionOverlayPng({
+                image: shown,
+                map: d.map,
+                mapWidth: size,
+                mapHeight: size,
+                score: d.score,
+                className: d.className,
+                threshold,
+              });
               await mkdir(dirname(join(tmp, file)), { recursive: true });
-              await sharp(Buffer.from(overlay), { raw: { width: size, height: size, channels: 3 } })
-                .resize(Math.max(size, 256), Math.max(size, 256))
-                .png()
-                .toFile(join(tmp, file));
+              await writeFile(join(tmp, file), png);
               overlayPath = join(outDir, file);
             }
             entries.push({
@@ -161,4 +170,11 @@ Examples:
 
 function round(v: number): number {
   return Math.round(v * 1e4) / 1e4;
+}
+
+/** The size an overlay is drawn at: the image's aspect ratio, its longer side within 256-1024 px. */
+export function overlaySize(source: { width: number; height: number }): { width: number; height: number } {
+  const longer = Math.max(source.width, source.height);
+  const scale = Math.min(1024, Math.max(256, longer)) / longer;
+  return { width: Math.max(1, Math.round(source.width * scale)), height: Math.max(1, Math.round(source.height * scale)) };
 }
