@@ -33,6 +33,7 @@ export function scoreVerdict(score: number, threshold = DEFAULT_SCORE_THRESHOLD)
 }
 
 const MAP_CAPTION = 'anomaly map: standard deviations (σ) above the class’s normal pixels';
+const OVERLAY_CAPTION = 'map: σ above the class’s normal pixels';
 
 /**
  * A grid of samples: input | reconstruction | heatmap overlay | ground truth, one row each, with
@@ -126,17 +127,17 @@ export async function detectionOverlayPng(d: DetectionOverlayInput): Promise<Uin
   const { width, height } = d.image;
   const map = resizeMap(d.map, d.mapWidth, d.mapHeight, width, height);
   const blended = overlayHeatmap(d.image.data, map, width, height, { range });
-  const stripW = Math.max(width, 300);
-  const stripH = OVERLAY_LEGEND_HEIGHT;
   const anomalous = d.score > threshold;
+  const line = ` · ${d.className} · score ${d.score.toFixed(2)} σ (threshold ${threshold})`;
+  // Wide enough for the verdict line and the caption (DejaVu Sans: under 0.62 em per character).
+  const stripW = Math.ceil(Math.max(width, 12 + (line.length + 10) * 12 * 0.62, 12 + OVERLAY_CAPTION.length * 10 * 0.62));
+  const stripH = OVERLAY_LEGEND_HEIGHT;
   const svg = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${stripW}" height="${stripH}" font-family="${FONT}">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="6" y="15" font-size="12"><tspan font-weight="bold" fill="${anomalous ? '#b00' : '#222'}">${anomalous ? 'ANOMALOUS' : 'normal'}</tspan>${esc(
-      ` · ${d.className} · score ${d.score.toFixed(2)} σ (threshold ${threshold})`,
-    )}</text>`,
+    `<text x="6" y="15" font-size="12"><tspan font-weight="bold" fill="${anomalous ? '#b00' : '#222'}">${anomalous ? 'ANOMALOUS' : 'normal'}</tspan>${esc(line)}</text>`,
     colorBarSvg(6, 22, stripW - 12, range, {
-      caption: MAP_CAPTION,
+      caption: OVERLAY_CAPTION,
       tickLabels: [`${range[0]} σ`, `${(range[0] + range[1]) / 2} σ`, `${range[1]} σ+`],
       fontSize: 10,
     }),
