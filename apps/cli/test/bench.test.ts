@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { ParamStore, initBackend } from '@ofm/tensor';
 import { UNet, parseUNetConfig } from '@ofm/diffusion';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PerfJson, formatPerfTable, resolveSpecPath, specConvShapes } from '../src/commands/bench';
+import { type PerfJson, checkLoad, formatPerfTable, resolveSpecPath, roundRatios, specConvShapes } from '../src/commands/bench';
 
 const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -95,7 +95,7 @@ describe('ofm bench perf', () => {
   it('without PyTorch: skips the peer with the reason, times ours, writes the JSON it prints', async () => {
     const out = join(dir, 'no-peer.json');
     const missing = join(dir, 'no-such-python');
-    const r = await ofm(['bench', 'perf', '--spec', specPath, '--python', missing, '--steps', '1', '--warmup', '0', '--ddim-reps', '1', '--conv-reps', '1', '--out', out, '--json']);
+    const r = await ofm(['bench', 'perf', '--spec', specPath, '--python', missing, '--steps', '1', '--warmup', '0', '--ddim-reps', '1', '--conv-reps', '1', '--rounds', '2', '--max-load', '1000', '--out', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`PyTorch peer skipped: python ${missing} was not found`);
     const json = JSON.parse(r.stdout) as PerfJson;
@@ -112,17 +112,23 @@ describe('ofm bench perf', () => {
 
     const train = json.train!;
     expect(train.batch).toBe(2);
-    expect(train.ours.n).toBe(1);
+    // Two interleaved rounds of one timed step each (the warm-up only before the first).
+    expect(train.ours.n).toBe(2);
+    expect(train.rounds.map((x) => x.seconds.length)).toEqual([1, 1]);
     expect(train.ours.median).toBeGreaterThan(0);
     expect(train.ours.images_per_s).toBeCloseTo(2 / train.ours.median, 6);
-    expect(train.ours.losses).toHaveLength(1);
+    expect(train.ours.losses).toHaveLength(2);
     expect(train.peer).toBeNull();
     expect(train.speed_ratio).toBeNull();
+    expect(train.speed_ratio_rounds).toEqual([null, null]);
+    expect(json.load_check).toMatchObject({ limit: 1000, ok: true });
+    expect(json.load_check.max_loadavg_1m).toBeGreaterThanOrEqual(0);
 
     const ddim = json.ddim!;
     expect(ddim.ddim_steps).toBe(2);
     expect(ddim.timesteps).toEqual([500, 0]); // the twin's rule: t_start = 1000 - 1000/2, linspace down to 0
     expect(ddim.ours.sec_per_image).toBeCloseTo(ddim.ours.median / 2, 9);
+    expect(ddim.rounds).toHaveLength(2);
 
     const conv = json.conv!;
     expect(conv.rows.length).toBe(3 * specConvShapes(new UNet(new ParamStore(0), parseUNetConfig(TINY)).plan, TINY).length);
@@ -133,6 +139,33 @@ describe('ofm bench perf', () => {
     const table = formatPerfTable(json);
     expect(table).toContain('| training step, batch 2 (s/step) |');
     expect(table).toContain('PyTorch peer skipped');
+  });
+
+  it('flags a run whose load average is over --max-load, in the JSON, the table and on stderr (item 18)', async () => {
+    const out = join(dir, 'busy.json');
+    const r = await ofm(['bench', 'perf', '--spec', specPath, '--skip-peer', '--only', 'ddim', '--rounds', '1', '--max-load', '0.0001', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout) as PerfJson;
+    // A machine running this test has a load above 0.0001.
+    expect(json.load_check.ok).toBe(false);
+    expect(json.load_check.limit).toBe(0.0001);
+    expect(json.notes.join('\n')).toMatch(/too busy to compare: the 1-minute load average reached [\d.]+ on \d+ CPUs \(limit 0\.0001, --max-load\)/);
+    expect(r.stderr).toMatch(/warning: too busy to compare/);
+    expect(formatPerfTable(json)).toMatch(/OVER the limit 0\.0001/);
+    const bad = await ofm(['bench', 'perf', '--spec', specPath, '--skip-peer', '--max-load', 'x']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--max-load must be a positive number, got "x"/);
+  });
+
+  it('round ratios: each round against the peer runs on both sides of it; the median and range over rounds', () => {
+    const r = roundRatios([[2], [4], [1]], [[1], [3], [1], [2]]);
+    // Round 1: peers 1 and 3 -> median 2, ours 2 -> 1; round 2: peers 3, 1 -> 2 / 4; round 3: peers 1, 2 -> 1.5 / 1.
+    expect(r.ratios).toEqual([1, 0.5, 1.5]);
+    expect(r.ratio).toBe(1);
+    expect(r.spread).toEqual([0.5, 1.5]);
+    expect(roundRatios([[1]], null)).toEqual({ ratios: [null], ratio: null, spread: null });
+    expect(checkLoad([0.5, 2.5, 1], 2)).toEqual({ max_loadavg_1m: 2.5, limit: 2, ok: false });
+    expect(checkLoad([0.5, 1], 2).ok).toBe(true);
   });
 
   it('rejects a missing spec and an unknown workload with exit code 2', async () => {
@@ -170,7 +203,7 @@ describe('ofm bench perf', () => {
 
   it.skipIf(!hasTorch)('with PyTorch: same parameter count, both sides timed, ratio = PyTorch time / ours', async () => {
     const out = join(dir, 'peer.json');
-    const r = await ofm(['bench', 'perf', '--spec', specPath, '--peer-script', twin, '--python', python, '--only', 'train', '--steps', '1', '--warmup', '0', '--out', out, '--json']);
+    const r = await ofm(['bench', 'perf', '--spec', specPath, '--peer-script', twin, '--python', python, '--only', 'train', '--steps', '1', '--warmup', '0', '--rounds', '2', '--out', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const json = JSON.parse(r.stdout) as PerfJson;
     expect(json.peer.status).toBe('ok');
@@ -178,10 +211,13 @@ describe('ofm bench perf', () => {
     expect(json.param_count.peer).toBe(json.param_count.ours);
     expect(json.forward_gflop_per_image.ours).toBeCloseTo(json.forward_gflop_per_image.peer!, 4);
     const train = json.train!;
-    expect(train.peer!.runs).toHaveLength(2); // before and after ours
-    expect(train.peer!.n).toBe(2);
-    expect(train.speed_ratio).toBeCloseTo(train.peer!.median / train.ours.median, 9);
+    expect(train.peer!.runs).toHaveLength(3); // PyTorch, ours, PyTorch, ours, PyTorch
+    expect(train.peer!.n).toBe(3);
+    const runs = train.peer!.runs.map((x) => x.all[0]!);
+    const expected = train.rounds.map((round, i) => (runs[i]! + runs[i + 1]!) / 2 / round.seconds[0]!);
+    expect(train.speed_ratio_rounds).toEqual(expected);
+    expect(train.speed_ratio).toBeCloseTo((expected[0]! + expected[1]!) / 2, 9);
     expect(json.ddim).toBeUndefined();
-    expect(formatPerfTable(json)).toMatch(/\| training step, batch 2 \(s\/step\) \| [\d.]+ \| [\d.]+ \| [\d.]+x \|/);
+    expect(formatPerfTable(json)).toMatch(/\| training step, batch 2 \(s\/step\) \| [\d.]+ \| [\d.]+ \| [\d.]+x \([\d.]+x-[\d.]+x, 2 rounds\) \|/);
   });
 });

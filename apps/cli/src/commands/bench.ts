@@ -42,6 +42,8 @@ interface PerfCliOptions {
   microBatch?: string;
   convBatch?: string;
   convReps: string;
+  rounds: string;
+  maxLoad?: string;
   only: string;
   out: string;
   json?: boolean;
@@ -91,6 +93,27 @@ export interface PeerInfo {
   torch_version?: string;
 }
 
+/** One interleaved round of a workload: our timed run between two peer runs. */
+export interface PerfRound {
+  /** Our seconds in this round. */
+  seconds: number[];
+  loadavg: [number[], number[]];
+  /** Median of the two flanking peer runs / our median; null without a peer. */
+  speed_ratio: number | null;
+}
+
+/**
+ * Whether the machine was quiet enough for the numbers to mean something: interleaving corrects for
+ * load that drifts slowly, not for other processes competing for the cores during a run.
+ */
+export interface LoadCheck {
+  /** Largest 1-minute load average seen at any start or end of a timed run. */
+  max_loadavg_1m: number;
+  /** The limit (`--max-load`, default the number of CPUs). */
+  limit: number;
+  ok: boolean;
+}
+
 /** The JSON `ofm bench perf` writes (and prints with `--json`). */
 export interface PerfJson {
   tool: 'ofm bench perf';
@@ -112,7 +135,12 @@ export interface PerfJson {
     gflop_per_step: number;
     ours: Timings & { images_per_s: number; gflops: number; losses: number[]; loadavg: [number[], number[]] };
     peer: (Timings & { images_per_s: number; gflops: number; runs: PeerRun[] }) | null;
+    /** Median of the rounds' ratios (PyTorch time / ours: above 1 = we are faster). */
     speed_ratio: number | null;
+    /** Each round's ratio, and their smallest and largest. */
+    speed_ratio_rounds: (number | null)[];
+    speed_ratio_spread: [number, number] | null;
+    rounds: PerfRound[];
   };
   ddim?: {
     batch: number;
@@ -121,8 +149,12 @@ export interface PerfJson {
     ours: Timings & { sec_per_image: number; loadavg: [number[], number[]] };
     peer: (Timings & { sec_per_image: number; runs: PeerRun[] }) | null;
     speed_ratio: number | null;
+    speed_ratio_rounds: (number | null)[];
+    speed_ratio_spread: [number, number] | null;
+    rounds: PerfRound[];
   };
   conv?: { batch: number; reps: number; rows: ConvRow[]; peer_runs: PeerRun[] };
+  load_check: LoadCheck;
   notes: string[];
 }
 
@@ -157,6 +189,8 @@ export function registerBench(program: Command): void {
     .option('--micro-batch <n>', 'our forward/backward slice size (default: the whole batch)')
     .option('--conv-batch <n>', 'batch of the conv measurements (default: the spec batch_size)')
     .option('--conv-reps <n>', 'timed calls per conv direction and shape', '2')
+    .option('--rounds <n>', 'interleaved rounds of training and DDIM (PyTorch, ours, PyTorch, ours, ..., PyTorch); the spread of the rounds\' ratios is reported', '3')
+    .option('--max-load <x>', '1-minute load average above which the run is flagged as too busy to compare (default: the number of CPUs)')
     .option('--only <list>', `comma-separated subset of: ${PERF_WORKLOADS.join(', ')}`, PERF_WORKLOADS.join(','))
     .option('--out <file>', 'where to write the JSON', join('bench-results', 'perf.json'))
     .option('--json', 'print the JSON instead of the table')
@@ -217,8 +251,32 @@ function stats(seconds: number[], unit: string): Timings {
   return { unit, n, min: sorted[0]!, median, max: sorted[n - 1]!, all: seconds };
 }
 
+/** Every load average sampled by {@link loadavg} in this process (for the load check). */
+const loadSamples: number[] = [];
+
 function loadavg(): number[] {
-  return os.loadavg().map((v) => Math.round(v * 100) / 100);
+  const load = os.loadavg().map((v) => Math.round(v * 100) / 100);
+  loadSamples.push(load[0]!);
+  return load;
+}
+
+/** The load check of a run: the largest 1-minute load average sampled against `limit`. */
+export function checkLoad(samples: number[], limit: number): LoadCheck {
+  const max = samples.length ? Math.max(...samples) : 0;
+  return { max_loadavg_1m: max, limit, ok: max <= limit };
+}
+
+/**
+ * The ratio of each round (the median of the peer runs before and after it over our median), and
+ * the median of those; `peerRuns` has one more entry than `rounds` (peer, ours, peer, ours, ..., peer).
+ */
+export function roundRatios(
+  rounds: number[][],
+  peerRuns: number[][] | null,
+): { ratios: (number | null)[]; ratio: number | null; spread: [number, number] | null } {
+  if (!peerRuns || peerRuns.length !== rounds.length + 1) return { ratios: rounds.map(() => null), ratio: null, spread: null };
+  const ratios = rounds.map((seconds, r) => stats([...peerRuns[r]!, ...peerRuns[r + 1]!], 's').median / stats(seconds, 's').median);
+  return { ratios, ratio: stats(ratios, '').median, spread: [Math.min(...ratios), Math.max(...ratios)] };
 }
 
 function run(file: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
@@ -381,6 +439,10 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
   const warmup = integer('--warmup', options.warmup, 0);
   const ddimReps = integer('--ddim-reps', options.ddimReps, 1);
   const convReps = integer('--conv-reps', options.convReps, 1);
+  const rounds = integer('--rounds', options.rounds ?? '3', 1, 100);
+  const maxLoad = options.maxLoad != null ? Number(options.maxLoad) : os.cpus().length;
+  if (!Number.isFinite(maxLoad) || maxLoad <= 0) throw new CliError(`--max-load must be a positive number, got "${options.maxLoad}"`);
+  loadSamples.length = 0;
   const only = parseOnly(options.only);
   const specPath = resolveSpecPath(options.spec);
   let rawSpec: Record<string, unknown>;
@@ -483,6 +545,7 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
     peer,
     param_count: { ours: oursParams, peer: peerParams, match: peerParams == null ? null : peerParams === oursParams },
     forward_gflop_per_image: { ours: gflopImage, peer: peerGflop },
+    load_check: checkLoad([], maxLoad),
     notes,
   };
 
@@ -500,39 +563,58 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
         peerRuns.push({ all: (r.timings as Timings).all, loadavg_start: l0, loadavg_end: loadavg() });
       };
       await peerTrain();
-      note(`train: ours (batch ${batch}${microBatch < batch ? ` in slices of ${microBatch}` : ''}, ${warmup} warm-up + ${steps} timed steps)`);
       const trainer = new DiffusionTrainer({
         unet,
         schedule: new NoiseSchedule({ kind: 'linear' }),
         optimizer: { lr, weightDecay: 0.01 },
         microBatch: microBatch < batch ? microBatch : undefined,
       });
-      const l0 = loadavg();
-      const seconds: number[] = [];
+      const roundsDone: PerfRound[] = [];
       const losses: number[] = [];
       try {
-        for (let i = 0; i < warmup + steps; i++) {
-          const t0 = performance.now();
-          const r = trainer.step(x0);
-          const s = (performance.now() - t0) / 1000;
-          losses.push(r.loss);
-          if (i >= warmup) seconds.push(s);
-          note(`  ${i < warmup ? 'warm-up' : 'step'} ${i}: ${s.toFixed(2)} s, loss ${r.loss.toFixed(4)}`);
+        for (let r = 0; r < rounds; r++) {
+          const warm = r === 0 ? warmup : 0;
+          note(
+            `train: ours, round ${r + 1}/${rounds} (batch ${batch}${microBatch < batch ? ` in slices of ${microBatch}` : ''}, ${warm} warm-up + ${steps} timed steps)`,
+          );
+          const l0 = loadavg();
+          const seconds: number[] = [];
+          for (let i = 0; i < warm + steps; i++) {
+            const t0 = performance.now();
+            const step = trainer.step(x0);
+            const sec = (performance.now() - t0) / 1000;
+            losses.push(step.loss);
+            if (i >= warm) seconds.push(sec);
+            note(`  ${i < warm ? 'warm-up' : 'step'} ${i}: ${sec.toFixed(2)} s, loss ${step.loss.toFixed(4)}`);
+          }
+          roundsDone.push({ seconds, loadavg: [l0, loadavg()], speed_ratio: null });
+          await peerTrain();
         }
       } finally {
         trainer.dispose();
       }
-      const l1 = loadavg();
-      await peerTrain();
       const gflopStep = 3 * gflopImage * batch;
-      const ours = stats(seconds, 's/step');
+      const ours = stats(roundsDone.flatMap((r) => r.seconds), 's/step');
       const peerStats = peerOk ? stats(peerRuns.flatMap((r) => r.all), 's/step') : null;
+      const ratios = roundRatios(roundsDone.map((r) => r.seconds), peerOk ? peerRuns.map((r) => r.all) : null);
+      roundsDone.forEach((r, i) => {
+        r.speed_ratio = ratios.ratios[i]!;
+      });
       result.train = {
         batch,
         gflop_per_step: gflopStep,
-        ours: { ...ours, images_per_s: batch / ours.median, gflops: gflopStep / ours.median, losses, loadavg: [l0, l1] },
+        ours: {
+          ...ours,
+          images_per_s: batch / ours.median,
+          gflops: gflopStep / ours.median,
+          losses,
+          loadavg: [roundsDone[0]!.loadavg[0], roundsDone.at(-1)!.loadavg[1]],
+        },
         peer: peerStats ? { ...peerStats, images_per_s: batch / peerStats.median, gflops: gflopStep / peerStats.median, runs: peerRuns } : null,
-        speed_ratio: peerStats ? peerStats.median / ours.median : null,
+        speed_ratio: ratios.ratio,
+        speed_ratio_rounds: ratios.ratios,
+        speed_ratio_spread: ratios.spread,
+        rounds: roundsDone,
       };
     }
 
@@ -552,32 +634,42 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
         peerRuns.push({ all: (r.timings as Timings).all, loadavg_start: l0, loadavg_end: loadavg() });
       };
       await peerDdim();
-      note(`ddim: ours (batch ${batch}, ${ddimSteps} steps, 1 warm-up UNet call + ${ddimReps} timed)`);
       const schedule = new NoiseSchedule({ kind: 'linear' });
       tf.tidy(() => {
         unet.forward(x0, new Array<number>(batch).fill(tStart)).dataSync();
       });
-      const l0 = loadavg();
-      const seconds: number[] = [];
-      for (let i = 0; i < ddimReps; i++) {
-        const t0 = performance.now();
-        const out = reconstruct(unet, schedule, x0, { tStart, timesteps, seed: i });
-        out.dataSync();
-        out.dispose();
-        seconds.push((performance.now() - t0) / 1000);
-        note(`  reconstruction ${i}: ${seconds[i]!.toFixed(2)} s`);
+      const roundsDone: PerfRound[] = [];
+      for (let r = 0; r < rounds; r++) {
+        note(`ddim: ours, round ${r + 1}/${rounds} (batch ${batch}, ${ddimSteps} steps${r === 0 ? ', after 1 warm-up UNet call' : ''}, ${ddimReps} timed)`);
+        const l0 = loadavg();
+        const seconds: number[] = [];
+        for (let i = 0; i < ddimReps; i++) {
+          const t0 = performance.now();
+          const out = reconstruct(unet, schedule, x0, { tStart, timesteps, seed: i });
+          out.dataSync();
+          out.dispose();
+          seconds.push((performance.now() - t0) / 1000);
+          note(`  reconstruction ${i}: ${seconds[i]!.toFixed(2)} s`);
+        }
+        roundsDone.push({ seconds, loadavg: [l0, loadavg()], speed_ratio: null });
+        await peerDdim();
       }
-      const l1 = loadavg();
-      await peerDdim();
-      const ours = stats(seconds, 's/reconstruction');
+      const ours = stats(roundsDone.flatMap((r) => r.seconds), 's/reconstruction');
       const peerStats = peerOk ? stats(peerRuns.flatMap((r) => r.all), 's/reconstruction') : null;
+      const ratios = roundRatios(roundsDone.map((r) => r.seconds), peerOk ? peerRuns.map((r) => r.all) : null);
+      roundsDone.forEach((r, i) => {
+        r.speed_ratio = ratios.ratios[i]!;
+      });
       result.ddim = {
         batch,
         ddim_steps: ddimSteps,
         timesteps,
-        ours: { ...ours, sec_per_image: ours.median / batch, loadavg: [l0, l1] },
+        ours: { ...ours, sec_per_image: ours.median / batch, loadavg: [roundsDone[0]!.loadavg[0], roundsDone.at(-1)!.loadavg[1]] },
         peer: peerStats ? { ...peerStats, sec_per_image: peerStats.median / batch, runs: peerRuns } : null,
-        speed_ratio: peerStats ? peerStats.median / ours.median : null,
+        speed_ratio: ratios.ratio,
+        speed_ratio_rounds: ratios.ratios,
+        speed_ratio_spread: ratios.spread,
+        rounds: roundsDone,
       };
     }
 
@@ -628,6 +720,15 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
   }
 
   result.loadavg_end = loadavg();
+  result.load_check = checkLoad(loadSamples, maxLoad);
+  if (!result.load_check.ok) {
+    const msg =
+      `too busy to compare: the 1-minute load average reached ${result.load_check.max_loadavg_1m} on ${result.machine.cpus} CPUs ` +
+      `(limit ${maxLoad}, --max-load), so other processes competed for the cores during the timed runs; interleaving corrects ` +
+      'for load that drifts, not for this. Rerun on an idle machine before quoting these numbers.';
+    notes.push(msg);
+    note(`warning: ${msg}`);
+  }
   const out = resolve(options.out);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
@@ -714,12 +815,20 @@ function ratio(value: number | null | undefined): string {
 }
 
 /** The markdown table of a result (what `ofm bench perf` prints and the README shows). */
+/** "0.23x (0.21x-0.25x, 3 rounds)": the median ratio of the rounds and their range. */
+function ratioWithSpread(w: { speed_ratio: number | null; speed_ratio_spread: [number, number] | null; rounds: PerfRound[] }): string {
+  if (w.speed_ratio == null) return ratio(null);
+  if (w.rounds.length < 2 || w.speed_ratio_spread == null) return ratio(w.speed_ratio);
+  return `${ratio(w.speed_ratio)} (${ratio(w.speed_ratio_spread[0])}-${ratio(w.speed_ratio_spread[1])}, ${w.rounds.length} rounds)`;
+}
+
 export function formatPerfTable(r: PerfJson): string {
   const peerName = r.peer.status === 'ok' ? `PyTorch ${r.peer.torch_version}` : 'PyTorch (skipped)';
   const lines = [
     `ofm bench perf: ${r.ours.backend} (tfjs ${r.ours.tfjs_version}) vs ${peerName}, ${r.threads} thread${r.threads > 1 ? 's' : ''}, ` +
       `${r.param_count.ours.toLocaleString('en-US')} parameters${r.param_count.match ? ' (same on both sides)' : ''}`,
-    `${r.machine.cpu ?? 'unknown CPU'} x${r.machine.cpus}, load average ${r.loadavg_start[0]} at the start, ${r.loadavg_end[0]} at the end`,
+    `${r.machine.cpu ?? 'unknown CPU'} x${r.machine.cpus}, load average ${r.loadavg_start[0]} at the start, ${r.loadavg_end[0]} at the end, ` +
+      `at most ${r.load_check.max_loadavg_1m} during timed runs (${r.load_check.ok ? 'within' : 'OVER'} the limit ${r.load_check.limit})`,
     '',
     `| workload | ours | ${peerName} | ours/PyTorch speed |`,
     '|---|---|---|---|',
@@ -727,13 +836,13 @@ export function formatPerfTable(r: PerfJson): string {
   if (r.train) {
     const t = r.train;
     const mb = r.ours.micro_batch < t.batch ? `, slices of ${r.ours.micro_batch}` : '';
-    lines.push(`| training step, batch ${t.batch}${mb} (s/step) | ${fmt(t.ours.median)} | ${fmt(t.peer?.median)} | ${ratio(t.speed_ratio)} |`);
+    lines.push(`| training step, batch ${t.batch}${mb} (s/step) | ${fmt(t.ours.median)} | ${fmt(t.peer?.median)} | ${ratioWithSpread(t)} |`);
     lines.push(`| training throughput (images/s) | ${fmt(t.ours.images_per_s, 3)} | ${fmt(t.peer?.images_per_s, 3)} | |`);
     lines.push(`| training GFLOP/s (${fmt(t.gflop_per_step, 1)} GFLOP/step) | ${fmt(t.ours.gflops, 1)} | ${fmt(t.peer?.gflops, 1)} | |`);
   }
   if (r.ddim) {
     const d = r.ddim;
-    lines.push(`| DDIM reconstruction, ${d.ddim_steps} steps, batch ${d.batch} (s/image) | ${fmt(d.ours.sec_per_image)} | ${fmt(d.peer?.sec_per_image)} | ${ratio(d.speed_ratio)} |`);
+    lines.push(`| DDIM reconstruction, ${d.ddim_steps} steps, batch ${d.batch} (s/image) | ${fmt(d.ours.sec_per_image)} | ${fmt(d.peer?.sec_per_image)} | ${ratioWithSpread(d)} |`);
   }
   if (r.conv) {
     const layers = r.conv.rows.filter((c) => c.op === 'forward').reduce((n, c) => n + c.count, 0);
