@@ -87,6 +87,7 @@ export const detectorConfigSchema = z
     reconstruction: z
       .object({
         tStartCandidates: z.array(integer(1)).min(1),
+        fuse: z.boolean().optional(),
         steps: integer(1),
         eta: share({ zero: true }),
         samples: integer(1).optional(),

@@ -49,8 +49,20 @@ export interface DetectorConfig {
     anomalyProbability: number;
   };
   reconstruction: {
-    /** Start timesteps tried on each class's validation split; the best is kept per class. */
+    /**
+     * Start timesteps of the reconstruction. With `fuse` (the default) every one is used and the
+     * anomaly map is the mean of their maps, each standardised by the class's normal validation
+     * pixels at that timestep; without it, the one that scores best on each class's validation
+     * split (held-out normals and synthetic anomalies) is kept.
+     */
     tStartCandidates: number[];
+    /**
+     * Fuse every candidate start timestep instead of choosing one (default true). A low start
+     * keeps fine detail, a high one repairs larger defects; on real textures no single start suits
+     * every class, and a validation split of a few images rarely finds the right one. Detection
+     * costs one reconstruction per candidate.
+     */
+    fuse?: boolean;
     /** DDIM steps per reconstruction. */
     steps: number;
     eta: number;
@@ -149,7 +161,7 @@ export const DEFAULT_DETECTOR_CONFIG: Readonly<DetectorConfig> = Object.freeze({
     amnWeight: 1,
     anomalyProbability: 0.5,
   },
-  reconstruction: { tStartCandidates: [10, 25, 50, 100], steps: 5, eta: 0 },
+  reconstruction: { tStartCandidates: [10, 100, 300], fuse: true, steps: 5, eta: 0 },
   map: { extractor: 'pixel', sigmas: [1, 2, 4], aggregate: 'mean', blurSigma: 2, score: 'max-minus-mean', topFraction: 0.01 },
   continual: {
     weights: 'per-task',

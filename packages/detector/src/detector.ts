@@ -51,13 +51,44 @@ export interface LearnedClass {
   className: string;
   /** 0-based index of the task that taught it. */
   task: number;
-  /** Reconstruction start timestep chosen on its validation split. */
+  /**
+   * Reconstruction start timestep chosen on its validation split (with `fused`, the one that would
+   * have been chosen: detection uses them all).
+   */
   tStart: number;
   /** Validation AUROCs of every candidate start timestep (what the choice was based on). */
   selection: { tStart: number; imageAuroc: number; pixelAuroc: number }[];
+  /**
+   * With `reconstruction.fuse`: every start timestep detection uses, each with the mean and
+   * standard deviation of its raw map over the class's normal validation pixels. The class's map is
+   * the mean of the standardised maps; its `calibration` is of that fused map. Absent: one start
+   * timestep (`tStart`).
+   */
+  fused?: FusedStart[];
   calibration: ClassCalibration;
   trainImages: number;
   validationImages: number;
+}
+
+/** One start timestep of a fused class, with its normal map statistics. */
+export interface FusedStart {
+  tStart: number;
+  pixelMean: number;
+  pixelStd: number;
+}
+
+/** How a class is reconstructed: one start timestep, or several fused. */
+type StartPlan = Pick<LearnedClass, 'tStart' | 'fused'>;
+
+/** Mean and (sample) standard deviation of a fused start's normal map values, floored away from 0. */
+function fusedStart(tStart: number, values: Float32Array): FusedStart {
+  let sum = 0;
+  for (const v of values) sum += v;
+  const mean = values.length ? sum / values.length : 0;
+  let sq = 0;
+  for (const v of values) sq += (v - mean) ** 2;
+  const std = Math.sqrt(sq / Math.max(1, values.length - 1));
+  return { tStart, pixelMean: mean, pixelStd: Math.max(std, 1e-6 + 1e-3 * Math.abs(mean)) };
 }
 
 /** What one task's learning did. */
@@ -573,13 +604,39 @@ export class ContinualDetector {
     });
   }
 
-  /** Raw maps `[N, H, W]` and raw scores for images in [0, 1] at one start timestep. */
   /**
-   * Raw maps `[N, H, W]` and raw scores for images in [0, 1] at one start timestep: the mean of the
-   * maps of `reconstruction.samples` reconstructions with independent noise (the reconstruction
-   * kept is the first).
+   * Raw maps `[N, H, W]` and raw scores for images in [0, 1], reconstructed as `plan` says: at one
+   * start timestep, or (fused) the mean over its start timesteps of each map standardised by that
+   * start's normal statistics. The reconstruction kept is the first start timestep's.
    */
-  private rawMaps(images01: tf.Tensor4D, tStart: number, keepRecon = false): { maps: tf.Tensor3D; scores: Float32Array; recon?: tf.Tensor4D } {
+  private rawMaps(images01: tf.Tensor4D, plan: StartPlan, keepRecon = false): { maps: tf.Tensor3D; scores: Float32Array; recon?: tf.Tensor4D } {
+    if (!plan.fused) {
+      const { maps, recon } = this.sampleMaps(images01, plan.tStart, keepRecon);
+      return { maps, scores: imageScores(maps, scoreReduction(this.config.map)), recon };
+    }
+    let sum: tf.Tensor3D | undefined;
+    let kept: tf.Tensor4D | undefined;
+    for (const [k, f] of plan.fused.entries()) {
+      const { maps, recon } = this.sampleMaps(images01, f.tStart, keepRecon && k === 0);
+      if (recon) kept = recon;
+      const next = tf.tidy(() => {
+        const z = tf.div(tf.sub(maps, f.pixelMean), f.pixelStd);
+        return (sum ? tf.add(sum, z) : z) as tf.Tensor3D;
+      });
+      tf.dispose([maps, sum]);
+      sum = next;
+    }
+    const maps = tf.div(sum!, plan.fused.length) as tf.Tensor3D;
+    sum!.dispose();
+    return { maps, scores: imageScores(maps, scoreReduction(this.config.map)), recon: kept };
+  }
+
+  /**
+   * Raw maps `[N, H, W]` for images in [0, 1] at one start timestep: the mean of the maps of
+   * `reconstruction.samples` reconstructions with independent noise (the reconstruction kept is
+   * the first).
+   */
+  private sampleMaps(images01: tf.Tensor4D, tStart: number, keepRecon: boolean): { maps: tf.Tensor3D; recon?: tf.Tensor4D } {
     const samples = this.config.reconstruction.samples ?? 1;
     const mapOptions = { aggregate: this.config.map.aggregate, blurSigma: this.config.map.blurSigma };
     const recon = this.reconstructBatch(images01, tStart);
@@ -595,12 +652,11 @@ export class ContinualDetector {
       maps.dispose();
       maps = mean;
     }
-    const scores = imageScores(maps, scoreReduction(this.config.map));
     if (!keepRecon) {
       recon.dispose();
-      return { maps, scores };
+      return { maps };
     }
-    return { maps, scores, recon };
+    return { maps, recon };
   }
 
   private async selectAndCalibrate(
@@ -626,12 +682,15 @@ export class ContinualDetector {
 
     const selection: LearnedClass['selection'] = [];
     const normals: { scores: Float32Array; mapValues: Float32Array }[] = [];
+    const fused: FusedStart[] = [];
     const started = Date.now();
     for (const [k, tStart] of c.reconstruction.tStartCandidates.entries()) {
       throwIfAborted(opts.signal);
-      const { scores, mapValues } = await this.scoreImages(images, tStart, opts.signal);
+      const { scores, mapValues } = await this.scoreImages(images, { tStart }, opts.signal);
       selection.push({ tStart, imageAuroc: auroc(scores, labels), pixelAuroc: auroc(mapValues, pixelLabels) });
-      normals.push({ scores: scores.slice(0, validation.length), mapValues: mapValues.slice(0, validation.length * size * size) });
+      const normal = { scores: scores.slice(0, validation.length), mapValues: mapValues.slice(0, validation.length * size * size) };
+      normals.push(normal);
+      fused.push(fusedStart(tStart, normal.mapValues));
       opts.onProgress?.({
         phase: 'select',
         task: index,
@@ -642,11 +701,14 @@ export class ContinualDetector {
     }
     const chosen = chooseStartTimestep(selection, labels);
     const descriptors = this.describe(train);
-    const normal = normals[chosen]!;
+    const plan: StartPlan = c.reconstruction.fuse === false ? { tStart: selection[chosen]!.tStart } : { tStart: selection[chosen]!.tStart, fused };
+    // The calibration is of the maps detection will make: the chosen start's, or the fused ones
+    // (one more pass over the held-out normals; the fused maps of the synthetic anomalies are not needed).
+    const normal = plan.fused ? await this.scoreImages(validation, plan, opts.signal) : normals[chosen]!;
     return {
       className: cls,
       task: index,
-      tStart: selection[chosen]!.tStart,
+      ...plan,
       selection,
       calibration: fitClassCalibration(cls, descriptors, normal.scores, normal.mapValues),
       trainImages: train.length,
@@ -658,7 +720,7 @@ export class ContinualDetector {
    * Raw scores and flattened raw maps of images (HWC [0, 1]) at one start timestep, batched; Ctrl-C
    * handlers run and `signal` is checked between batches.
    */
-  private async scoreImages(images: Float32Array[], tStart: number, signal?: AbortSignal): Promise<{ scores: Float32Array; mapValues: Float32Array }> {
+  private async scoreImages(images: Float32Array[], plan: StartPlan, signal?: AbortSignal): Promise<{ scores: Float32Array; mapValues: Float32Array }> {
     const size = this.config.imageSize;
     const scores = new Float32Array(images.length);
     const mapValues = new Float32Array(images.length * size * size);
@@ -668,7 +730,7 @@ export class ContinualDetector {
       throwIfAborted(signal);
       const chunk = images.slice(i, i + b);
       const x = to01Batch(chunk, size);
-      const { maps, scores: s } = this.rawMaps(x, tStart);
+      const { maps, scores: s } = this.rawMaps(x, plan);
       scores.set(s, i);
       mapValues.set(maps.dataSync(), i * size * size);
       maps.dispose();
@@ -702,7 +764,7 @@ export class ContinualDetector {
         await yieldToEventLoop();
         throwIfAborted(opts.signal);
         const x = to01Batch(imgs.slice(i, i + c.inferenceBatch), c.imageSize);
-        this.reconstructBatch(x, learned.tStart, tapCtx).dispose();
+        for (const tStart of learned.fused?.map((f) => f.tStart) ?? [learned.tStart]) this.reconstructBatch(x, tStart, tapCtx).dispose();
         x.dispose();
         done += Math.min(c.inferenceBatch, imgs.length - i);
         opts.onProgress?.({
@@ -737,21 +799,22 @@ export class ContinualDetector {
     const routed = given ? images.map(() => given) : this.routeIndices(images).map((k) => this.classes[k]!);
     const results = new Array<Detection>(images.length);
     // Group by the weights and start timestep the routed class needs, so each group reconstructs in batches.
-    const groups = new Map<string, { task: number; tStart: number; indices: number[] }>();
+    // (Fused classes standardise with their own statistics: one group per class.)
+    const groups = new Map<string, { task: number; plan: StartPlan; indices: number[] }>();
     routed.forEach((cls, i) => {
       const task = this.perTask ? cls.task : -1;
-      const key = `${task}:${cls.tStart}`;
-      const g = groups.get(key) ?? { task, tStart: cls.tStart, indices: [] };
+      const key = cls.fused ? `${task}:${cls.className}` : `${task}:${cls.tStart}`;
+      const g = groups.get(key) ?? { task, plan: cls, indices: [] };
       g.indices.push(i);
       groups.set(key, g);
     });
     const b = this.config.inferenceBatch;
-    for (const { task, tStart, indices } of groups.values()) {
+    for (const { task, plan, indices } of groups.values()) {
       this.useTaskWeights(task);
       for (let k = 0; k < indices.length; k += b) {
         const idx = indices.slice(k, k + b);
         const x = to01Batch(idx.map((i) => images[i]!), size);
-        const { maps, scores, recon } = this.rawMaps(x, tStart, opts.reconstructions);
+        const { maps, scores, recon } = this.rawMaps(x, plan, opts.reconstructions);
         const mapData = maps.dataSync();
         const reconData = recon?.dataSync();
         idx.forEach((i, j) => {

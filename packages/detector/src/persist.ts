@@ -128,11 +128,14 @@ export async function loadDetector(
 
 /**
  * A stored config as it was trained: checkpoints and exports written before per-task weights
- * existed have no `continual.weights` and were trained with shared weights.
+ * existed have no `continual.weights` and were trained with shared weights; those written before
+ * fused start timesteps have no `reconstruction.fuse` and chose one start per class (and go on
+ * doing so for the tasks they learn next).
  */
 export function withStoredWeightsMode(config: DetectorConfig): DetectorConfig {
   const continual = config.continual as Partial<DetectorConfig['continual']>;
   continual.weights ??= 'shared';
+  config.reconstruction.fuse ??= false;
   return config;
 }
 

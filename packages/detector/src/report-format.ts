@@ -25,6 +25,8 @@ export interface ReportTask {
   finalLoss: number;
   /** Start timestep chosen on the validation split (per class). */
   tStart: Record<string, number>;
+  /** The start timesteps whose maps detection fuses (per class; absent where one is used). */
+  fusedTStarts?: Record<string, number[]>;
   /** Protected directions (total basis rank) and basis bytes after the task. */
   basisRank: number;
   basisBytes: number;

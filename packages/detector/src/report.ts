@@ -206,12 +206,12 @@ export function reportMarkdown(report: ContinualReport, opts: { samples?: boolea
   );
   for (const t of report.tasks) {
     lines.push(
-      `| ${t.index + 1} | ${t.classes.join(', ')} | ${t.steps} | ${fmt(t.trainSeconds, 1)} | ${fmt(t.finalLoss, 4)} | ${Object.values(t.tStart).join(', ')} | ${t.basisRank} | ${(t.basisBytes / 1024).toFixed(0)} |`,
+      `| ${t.index + 1} | ${t.classes.join(', ')} | ${t.steps} | ${fmt(t.trainSeconds, 1)} | ${fmt(t.finalLoss, 4)} | ${t.classes.map((c) => (t.fusedTStarts?.[c] ? `${t.fusedTStarts[c]!.join('+')} (fused)` : String(t.tStart[c] ?? '–'))).join(', ')} | ${t.basisRank} | ${(t.basisBytes / 1024).toFixed(0)} |`,
     );
   }
   lines.push(
     '',
-    '- **start timestep** (t_start, per class): how much noise the diffusion model adds before it reconstructs a test image (of 1000 steps); chosen per class on held-out normal images and synthetic defects.',
+    '- **start timestep** (t_start, per class): how much noise the diffusion model adds before it reconstructs a test image (of 1000 steps). "10+100+300 (fused)": the map is the mean of the maps from each start, each standardised by the class\'s held-out normal images; a single number: the one start chosen per class on held-out normal images and synthetic defects.',
     '- **basis rank / size**: the directions of earlier tasks that gradient projection protects, summed over layers (0 with per-task weights, which need no projection); the size is what the bases add to the checkpoint.',
   );
   lines.push('', '## Average over the classes seen, after each task', '');

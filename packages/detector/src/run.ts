@@ -156,7 +156,7 @@ export async function evaluateClass(
  */
 export interface ReportSource {
   classNames(): string[];
-  readonly classes: readonly { className: string; task: number; tStart?: number }[];
+  readonly classes: readonly { className: string; task: number; tStart?: number; fused?: readonly { tStart: number }[] }[];
   readonly tasks: readonly Pick<TaskRecord, 'index' | 'classes' | 'steps' | 'trainSeconds' | 'finalLoss' | 'basisRank' | 'basisBytes'>[];
 }
 
@@ -218,6 +218,7 @@ export function buildReport(detector: ReportSource, results: RunResults, project
           return tStart === undefined ? [] : [[c, tStart]];
         }),
       ),
+      ...fusedOf(detector, t.classes),
       basisRank: t.basisRank,
       basisBytes: t.basisBytes,
     })),
@@ -375,4 +376,13 @@ function abortError(): Error {
   const err = new Error('interrupted');
   err.name = 'AbortError';
   return err;
+}
+
+/** `{ fusedTStarts }` for the classes of a task whose detection fuses start timesteps, or nothing. */
+function fusedOf(source: ReportSource, classes: readonly string[]): { fusedTStarts?: Record<string, number[]> } {
+  const entries = classes.flatMap((c) => {
+    const fused = source.classes.find((k) => k.className === c)?.fused;
+    return fused ? [[c, fused.map((f) => f.tStart)] as const] : [];
+  });
+  return entries.length ? { fusedTStarts: Object.fromEntries(entries) } : {};
 }

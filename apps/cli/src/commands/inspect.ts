@@ -103,6 +103,8 @@ another version.`,
           class: c.className,
           task: c.task + 1,
           t_start: c.tStart,
+          /** The start timesteps whose maps detection fuses; null where it uses `t_start` alone. */
+          fused_t_starts: c.fused ? c.fused.map((f) => f.tStart) : null,
           train_images: c.trainImages,
           validation_images: c.validationImages,
           score_mean: c.calibration.scoreMean,
@@ -142,9 +144,10 @@ another version.`,
             `${String(t.index).padEnd(4)}  ${t.classes.join(',').padEnd(28).slice(0, 28)}  ${String(t.steps).padStart(5)}  ${t.train_seconds.toFixed(0).padStart(7)}  ${t.final_loss.toFixed(4).padStart(10)}  ${String(t.basis_rank).padStart(10)}  ${(t.basis_bytes / 1024).toFixed(0).padStart(9)}`,
         ),
         '',
-        'class         task  t_start  train  validation',
+        'class         task  t_start      train  validation',
         ...info.classes.map(
-          (c) => `${c.class.padEnd(12)}  ${String(c.task).padStart(4)}  ${String(c.t_start).padStart(7)}  ${String(c.train_images).padStart(5)}  ${String(c.validation_images).padStart(10)}`,
+          (c) =>
+            `${c.class.padEnd(12)}  ${String(c.task).padStart(4)}  ${(c.fused_t_starts ? c.fused_t_starts.join('+') : String(c.t_start)).padStart(11)}  ${String(c.train_images).padStart(5)}  ${String(c.validation_images).padStart(10)}`,
         ),
         '',
         ...(info.basis_total_rank === 0

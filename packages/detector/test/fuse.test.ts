@@ -1,0 +1,88 @@
+/**
+ * Fused start timesteps (`reconstruction.fuse`, the default): detection's map is the mean of the
+ * maps of every candidate start, each standardised by the class's normal validation pixels at that
+ * start; the calibration is of that fused map; older checkpoints keep choosing one start.
+ */
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { loadMvtec } from '@ofm/datasets';
+import { initBackend, tf } from '@ofm/tensor';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveDetectorConfig } from '../src/config';
+import { ContinualDetector } from '../src/detector';
+import { anomalyMap } from '../src/maps';
+import { withStoredWeightsMode } from '../src/persist';
+import { TINY_CONFIG, tinyDataset } from './tiny';
+
+let root: string;
+const size = 24;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+  root = await tinyDataset(['tiles']);
+});
+afterAll(() => rmSync(dirname(root), { recursive: true, force: true }));
+
+async function split(part: 'train' | 'test'): Promise<Float32Array[]> {
+  const ds = await loadMvtec(root, { size });
+  const out: Float32Array[] = [];
+  for await (const s of part === 'train' ? ds.train('tiles') : ds.test('tiles')) out.push(s.image);
+  return out;
+}
+
+const PER_TASK = { ...TINY_CONFIG, continual: { ...TINY_CONFIG.continual, weights: 'per-task' as const } };
+
+describe('fused start timesteps', () => {
+  it('are the default, and a config or checkpoint that predates them chooses one start', () => {
+    expect(resolveDetectorConfig({}).reconstruction.fuse).toBe(true);
+    // A config stored before the field existed: no `fuse` key at all.
+    const { fuse: _, ...reconstruction } = resolveDetectorConfig({}).reconstruction;
+    const old = { ...resolveDetectorConfig({}), reconstruction };
+    expect('fuse' in old.reconstruction).toBe(false);
+    expect(withStoredWeightsMode(old).reconstruction.fuse).toBe(false);
+  });
+
+  it('detection maps are the mean of the per-start standardised maps, calibrated by the fused normals', async () => {
+    const det = new ContinualDetector(PER_TASK);
+    await det.learnTask({ classes: ['tiles'], images: new Map([['tiles', await split('train')]]) });
+    const cls = det.classes[0]!;
+    expect(cls.fused?.map((f) => f.tStart)).toEqual(TINY_CONFIG.reconstruction!.tStartCandidates);
+    for (const f of cls.fused!) {
+      expect(Number.isFinite(f.pixelMean)).toBe(true);
+      expect(f.pixelStd).toBeGreaterThan(0);
+    }
+
+    const test = (await split('test')).slice(0, 3);
+    const found = det.detect(test);
+    // The same map by hand, from the public pieces: reconstruct at each start, map, standardise, average.
+    const x = tf.tensor4d(Float32Array.from(test.flatMap((t) => Array.from(t))), [test.length, size, size, 3]);
+    const mapOptions = { aggregate: det.config.map.aggregate, blurSigma: det.config.map.blurSigma };
+    const byHand = new Float32Array(test.length * size * size);
+    for (const f of cls.fused!) {
+      const recon = det.reconstructBatch(x, f.tStart);
+      const maps = anomalyMap(det.extractor, x, recon, mapOptions);
+      const raw = maps.dataSync();
+      for (let i = 0; i < raw.length; i++) byHand[i]! += (raw[i]! - f.pixelMean) / f.pixelStd / cls.fused!.length;
+      tf.dispose([recon, maps]);
+    }
+    x.dispose();
+    const cal = cls.calibration;
+    found.forEach((d, j) => {
+      expect(d.className).toBe('tiles');
+      let worst = 0;
+      for (let p = 0; p < size * size; p++) worst = Math.max(worst, Math.abs(d.map[p]! - (byHand[j * size * size + p]! - cal.pixelMean) / cal.pixelStd));
+      expect(worst).toBeLessThan(1e-3);
+    });
+    // Calibrated on the fused maps of held-out normals: their scores centre near 0, not at a raw scale.
+    expect(Math.abs(cal.pixelMean)).toBeLessThan(1);
+    det.dispose();
+  });
+
+  it('with fuse: false, one start per class, chosen among the candidates', async () => {
+    const det = new ContinualDetector({ ...PER_TASK, reconstruction: { ...TINY_CONFIG.reconstruction!, fuse: false } });
+    await det.learnTask({ classes: ['tiles'], images: new Map([['tiles', await split('train')]]) });
+    expect(det.classes[0]!.fused).toBeUndefined();
+    expect(TINY_CONFIG.reconstruction!.tStartCandidates).toContain(det.classes[0]!.tStart);
+    det.dispose();
+  });
+});
