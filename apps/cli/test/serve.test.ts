@@ -5,7 +5,7 @@
  * checkpoint refused while the old model serves on, graceful drain, startup errors.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, watch } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
@@ -156,7 +156,8 @@ describe('ofm serve', () => {
       expect(got.class).toBe(want.class);
     };
 
-    const s = await serve(['--ckpt', ckpt]);
+    // Batching on: concurrent requests share detection batches, and must still score as ofm detect.
+    const s = await serve(['--ckpt', ckpt, '--concurrency', '16', '--max-batch', '8', '--batch-window-ms', '100']);
     try {
       // One at a time, each with map and overlay.
       const one = await post(s.url, readFileSync(files[0]!), 'image/png', '?map=1&overlay=1');
@@ -177,7 +178,7 @@ describe('ofm serve', () => {
       expect(peakGrey).toBe(Math.max(...map.data));
       expect(peakGrey).toBe(Math.round(255 * Math.min(1, Math.max(0, (first.peak_value as number) / 6))));
 
-      // All at once, one image per request: they share detection batches.
+      // All at once, one image per request: they share detection batches (--max-batch 8).
       const concurrent = await Promise.all(files.map((f) => post(s.url, readFileSync(f), 'image/png')));
       concurrent.forEach((r, i) => {
         expect(r.status).toBe(200);
@@ -235,7 +236,11 @@ describe('ofm serve', () => {
       expect(metrics).toMatch(/^ofm_serve_queue_depth 0$/m);
       expect(metrics).toMatch(/^ofm_serve_model_generation 1$/m);
       expect(metrics).toMatch(/^ofm_serve_model_reload_failures_total 0$/m);
-      expect(metrics).toMatch(/^ofm_serve_images_total (\d+)$/m);
+      const batches = Number(/^ofm_serve_detect_batch_images_count (\d+)$/m.exec(metrics)![1]);
+      const detected = Number(/^ofm_serve_images_total (\d+)$/m.exec(metrics)![1]);
+      expect(detected).toBe(2 * files.length + 2);
+      // Fewer batches than images: some batch held images of several requests.
+      expect(batches).toBeLessThan(detected);
       expect(await s.stop()).toBe(0);
     } finally {
       if (s.proc.exitCode === null) s.proc.kill('SIGKILL');
@@ -435,6 +440,60 @@ describe('ofm serve', () => {
         expect(await s.stop()).toBe(0);
       }
     });
+  });
+
+  it('serves on when ofm train is killed while it saves the next task, and takes the task once a resume saves it', async () => {
+    const parent = join(dir, 'killed');
+    const target = join(parent, 'model');
+    await cp(ckpt, target, { recursive: true });
+    const s = await serve(['--ckpt', target, '--reload-interval', '100']);
+    const statuses: number[] = [];
+    let stop = false;
+    const png = readFileSync(images()[0]!);
+    const client = async () => {
+      while (!stop) statuses.push((await post(s.url, png, 'image/png').catch(() => null))?.status ?? 0);
+    };
+    const clients = [client(), client()];
+    try {
+      // SIGKILL the trainer the moment its checkpoint save has started writing (the temporary folder beside the checkpoint).
+      const train = spawn(process.execPath, [bin, 'train', '--data', data, '--tasks', 'tiles|washer|chip', '--resume', target, '--backend', 'wasm', '--quiet'], {
+        stdio: 'ignore',
+      });
+      children.push(train);
+      const trainExit = new Promise<number | null>((resolve) => train.once('exit', (code) => resolve(code)));
+      // Watched (inotify), not polled: the save of a tiny model takes milliseconds.
+      let killedInSave = false;
+      const watcher = watch(parent, (_event, name) => {
+        if (!killedInSave && String(name).startsWith('.model.ofm-tmp-') && train.exitCode === null) {
+          killedInSave = train.kill('SIGKILL');
+        }
+      });
+      try {
+        await trainExit;
+      } finally {
+        watcher.close();
+      }
+      await trainExit;
+      expect(killedInSave).toBe(true);
+      await new Promise((r) => setTimeout(r, 500));
+      const during = (await getJson(`${s.url}/v1/model`)).body;
+      // Killed before its rename (generation 1 serves on) or, rarely, just after it (the whole checkpoint is taken): never a refused, half-written one.
+      expect(during).toMatchObject({ reload_failures: 0 });
+      expect([1, 2]).toContain(during.model_generation);
+      const resumed = await ofm(['train', '--data', data, '--tasks', 'tiles|washer|chip', '--resume', target, '--backend', 'wasm', '--quiet']);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      await until('generation 2', async () => (await getJson(`${s.url}/v1/model`)).body.model_generation === 2);
+      expect(((await getJson(`${s.url}/v1/model`)).body.tasks as unknown[]).length).toBe(3);
+      stop = true;
+      await Promise.all(clients);
+      expect(statuses.length).toBeGreaterThan(10);
+      expect(statuses.filter((x) => x !== 200)).toEqual([]);
+      expect((await getJson(`${s.url}/v1/model`)).body).toMatchObject({ reloads: 1, reload_failures: 0 });
+    } finally {
+      stop = true;
+      await Promise.all(clients);
+      expect(await s.stop()).toBe(0);
+    }
   });
 
   it('drains on SIGTERM: a request in flight is answered, then the process exits 0', async () => {

@@ -47,8 +47,8 @@ export function registerServe(program: Command): void {
     .option('--concurrency <n>', 'requests processed at once', '4')
     .option('--queue <n>', 'requests waiting beyond --concurrency (503 with Retry-After beyond)', '64')
     .option('--timeout-ms <n>', 'a request not answered in this time gets 503', '30000')
-    .option('--max-batch <n>', 'most images detected in one batch across concurrent requests (1: no batching)', '16')
-    .option('--batch-window-ms <n>', 'how long an image waits for others to share its batch (0: only images already there)', '0')
+    .option('--max-batch <n>', 'most images of concurrent requests detected in one batch (1: no batching; it did not raise throughput on 2 CPU cores, see docs/benchmarks.md)', '1')
+    .option('--batch-window-ms <n>', 'with --max-batch > 1: how long an image waits for others to share its batch (0: only images already there)', '0')
     .option('--reload-interval <ms>', 'poll the model folder for a new checkpoint this often (0: no hot reload)', '2000')
     .option('--quiet', 'no start and reload lines on stderr')
     .addHelpText(

@@ -203,6 +203,11 @@ export async function buildServer(opts: ServeOptions, host: ModelHost): Promise<
   app.addHook('onRequest', async (request) => {
     request.ofm = { deadline: new AbortController(), started: performance.now() };
   });
+  // While draining, every answer closes its connection: a kept-alive one would hold the exit back.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (draining) reply.header('Connection', 'close');
+    return payload;
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
