@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, readdirSync, watch } from 'node:fs';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,8 @@ let dir: string;
 let data: string;
 let ckpt: string;
 const children: ChildProcess[] = [];
+/** A copy of the three-task checkpoint the hot reload test trains (empty until then). */
+let threeTasks = '';
 
 interface Served {
   url: string;
@@ -356,7 +358,6 @@ describe('ofm serve', () => {
 
   describe('hot reload', () => {
     const served = () => join(dir, 'served');
-    let threeTasks = '';
 
     it('takes the task ofm train --resume adds in another process while serving, without a failed request', async () => {
       await cp(ckpt, served(), { recursive: true });
@@ -496,6 +497,46 @@ describe('ofm serve', () => {
     }
   });
 
+  it('keeps a swapped-out model for the request holding it, then releases every tensor of it', async () => {
+    expect(threeTasks).not.toBe('');
+    const { initBackend, tf } = await import('@ofm/tensor');
+    await initBackend({ backend: 'wasm' });
+    const { ModelHost } = await import('../src/serve/model');
+    const { modelLoader } = await import('../src/serve/server');
+    const { readImage } = await import('@ofm/datasets');
+    const folder = join(dir, 'in-process', 'model');
+    await cp(ckpt, folder, { recursive: true });
+    const image = (await readImage(images()[0]!, { size: 24 })).data;
+    // Detection caches a few constant tensors once per process: count from after a first detection.
+    const warm = await modelLoader('checkpoint')(folder);
+    warm.detector.detect([image]);
+    warm.detector.dispose();
+    const baseline = tf.memory().numTensors;
+    const host = new ModelHost(folder, 'checkpoint', modelLoader('checkpoint'));
+    const first = await host.start();
+    const scoreBefore = first.detector.detect([image])[0]!.score;
+    const lease = host.acquire();
+    // An atomic replacement, as a save does it: the new folder renamed over the old one.
+    await cp(threeTasks, `${folder}.new`, { recursive: true });
+    await rename(folder, `${folder}.old`);
+    await rename(`${folder}.new`, folder);
+    expect((await host.poll())?.status).toBe('swapped');
+    expect(host.model.generation).toBe(2);
+    expect(host.model.loaded.tasks).toHaveLength(3);
+    // The request that started on generation 1 still detects on it, with its numbers.
+    expect(lease.model).toBe(first);
+    expect(first.isDisposed).toBe(false);
+    expect(lease.model.detector.detect([image])[0]!.score).toBe(scoreBefore);
+    lease.release();
+    expect(first.isDisposed).toBe(true);
+    expect(() => first.detector).toThrow(/used after it was released/);
+    // The same folder again: nothing to do.
+    expect((await host.reload()).status).toBe('unchanged');
+    await host.close();
+    expect(host.model.isDisposed).toBe(true);
+    expect(tf.memory().numTensors).toBe(baseline);
+  });
+
   it('drains on SIGTERM: a request in flight is answered, then the process exits 0', async () => {
     const s = await serve(['--ckpt', ckpt]);
     const held = heldRequest(s.url);
@@ -517,6 +558,7 @@ describe('ofm serve', () => {
     expectRefused(await ofm(['serve', '--ckpt', ckpt, '--model', ckpt]), /exactly one of/);
     expectRefused(await ofm(['serve', '--ckpt', ckpt, '--port', '70000']), /--port must be an integer in \[0, 65535\]/);
     expectRefused(await ofm(['serve', '--ckpt', join(dir, 'web')]), /is a browser export/);
+    expectRefused(await ofm(['serve', '--model', ckpt, '--port', '0']), /is a training checkpoint, not an exported model; make one with 'ofm export/);
     const empty = join(dir, 'empty');
     await cp(data, empty, { recursive: true });
     expectRefused(await ofm(['serve', '--ckpt', empty, '--port', '0']), /no manifest\.json/);
