@@ -26,7 +26,7 @@ export interface Ticket {
 /** At most `concurrency` requests at once, at most `limit` waiting. */
 export class AdmissionQueue {
   private active = 0;
-  private readonly waiting: { admit: () => void }[] = [];
+  private readonly waiting: { admit: () => void; cancel: () => void }[] = [];
 
   constructor(
     readonly concurrency: number,
@@ -48,7 +48,7 @@ export class AdmissionQueue {
     let state: 'waiting' | 'active' | 'gone';
     let ready: Promise<void>;
     let onAbort = () => {};
-    const entry = { admit: () => {} };
+    const entry = { admit: () => {}, cancel: () => {} };
     if (this.active < this.concurrency) {
       this.active++;
       state = 'active';
@@ -67,6 +67,7 @@ export class AdmissionQueue {
           this.remove(entry);
           reject(new DeadlineError('the request waited in the queue past its timeout'));
         };
+        entry.cancel = () => reject(new DeadlineError('the request left the queue'));
       });
       // A caller that stops waiting (the client left) must not see an unhandled rejection.
       ready.catch(() => {});
@@ -83,6 +84,7 @@ export class AdmissionQueue {
           state = 'gone';
           signal.removeEventListener('abort', onAbort);
           this.remove(entry);
+          entry.cancel();
         } else if (state === 'active') {
           state = 'gone';
           this.release();
@@ -91,7 +93,7 @@ export class AdmissionQueue {
     };
   }
 
-  private remove(entry: { admit: () => void }): void {
+  private remove(entry: { admit: () => void; cancel: () => void }): void {
     const i = this.waiting.indexOf(entry);
     if (i >= 0) this.waiting.splice(i, 1);
   }

@@ -177,7 +177,8 @@ export async function buildServer(opts: ServeOptions, host: ModelHost): Promise<
     bodyLimit: opts.maxBodyBytes,
     // A client that sends its request slower than this is cut off (slow-loris protection).
     requestTimeout: Math.max(opts.timeoutMs, 1000),
-    return503OnClosing: true,
+    // Requests that arrive on open connections while draining get the server's own 503 (below).
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
   });
   await app.register(multipart, {
@@ -202,6 +203,7 @@ export async function buildServer(opts: ServeOptions, host: ModelHost): Promise<
 
   app.addHook('onRequest', async (request) => {
     request.ofm = { deadline: new AbortController(), started: performance.now() };
+    if (draining && !PROBE_ROUTES.has(request.routeOptions.url ?? '')) throw drainingError();
   });
   // While draining, every answer closes its connection: a kept-alive one would hold the exit back.
   app.addHook('onSend', async (_request, reply, payload) => {
@@ -217,7 +219,6 @@ export async function buildServer(opts: ServeOptions, host: ModelHost): Promise<
   /** Admission before the body is read: a full queue costs the client no upload. */
   const admit = async (request: FastifyRequest, reply: FastifyReply) => {
     const state = request.ofm!;
-    if (draining) throw new HttpError(503, 'draining', 'the server is shutting down; send the request to another replica', { 'Retry-After': '1' });
     const ticket = admission.enter(state.deadline.signal);
     if (!ticket) {
       throw new HttpError(
@@ -313,6 +314,13 @@ function finish(state: RequestState): void {
   state.timer = undefined;
   state.ticket?.leave();
   state.lease?.release();
+}
+
+/** Routes that answer while the server drains: probes and metrics. */
+const PROBE_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+function drainingError(): HttpError {
+  return new HttpError(503, 'draining', 'the server is shutting down; send the request to another replica', { 'Retry-After': '1' });
 }
 
 function timeoutError(opts: ServeOptions): HttpError {
