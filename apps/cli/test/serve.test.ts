@@ -297,6 +297,13 @@ describe('ofm serve', () => {
       // 40 x 40 = 1600 pixels > --max-pixels 1000 (a small file).
       const wide = await sharp({ create: { width: 40, height: 40, channels: 3, background: '#808080' } }).png().toBuffer();
       expectError(await post(s.url, new Uint8Array(wide), 'image/png'), 413, 'image_too_large', /40 x 40 pixels, more than 1000 \(--max-pixels\)/);
+      expectError(await post(s.url, png, 'image/png', '?threshold=abc'), 400, 'bad_request', /\?threshold must be a number, got "abc"/);
+      expectError(await post(s.url, png, 'image/png', '?threshold=1&threshold=2'), 400, 'bad_request', /\?threshold is given more than once/);
+      // A per-request threshold: far below any score, every image is anomalous.
+      const low = await post(s.url, png, 'image/png', '?threshold=-1000');
+      expect(low.status).toBe(200);
+      expect(low.body).toMatchObject({ threshold: -1000, map_range_max: 1 });
+      expect(low.body.images[0]!.anomalous).toBe(true);
       expect((await fetch(`${s.url}/v1/nothing`)).status).toBe(404);
       // The server is unharmed.
       const fine = await post(s.url, png, 'image/png');

@@ -131,6 +131,16 @@ function round(v: number): number {
   return Math.round(v * 1e4) / 1e4;
 }
 
+/** The query parameters as single strings; one given twice is refused (400). */
+function queryStrings(query: unknown): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [key, value] of Object.entries((query ?? {}) as Record<string, unknown>)) {
+    if (typeof value !== 'string') throw new HttpError(400, 'bad_request', `?${key} is given more than once; give it once`);
+    out[key] = value;
+  }
+  return out;
+}
+
 /** Whether a query flag is on (`?map=1`, `?map=true`, `?map`). */
 function flag(value: unknown): boolean {
   return value === '' || value === '1' || value === 'true' || value === 'yes';
@@ -159,8 +169,8 @@ interface InputImage {
 }
 
 /**
- * Build the server (not listening yet) around a started {@link ModelHost}. Separate from
- * {@link startServer} so tests can drive it with fastify's `inject`.
+ * Build the server (not listening yet) around a started {@link ModelHost}: the routes, limits and
+ * metrics, without loading the model or binding a port ({@link startServer} does both).
  */
 export async function buildServer(opts: ServeOptions, host: ModelHost): Promise<{ app: FastifyInstance; metrics: ServeMetrics; setDraining(): void }> {
   const admission = new AdmissionQueue(opts.concurrency, opts.queue);
@@ -243,7 +253,7 @@ export async function buildServer(opts: ServeOptions, host: ModelHost): Promise<
   app.post('/v1/detect', { onRequest: admit }, async (request) => {
     const state = request.ofm!;
     try {
-      const query = request.query as Record<string, string | undefined>;
+      const query = queryStrings(request.query);
       let threshold = opts.threshold;
       if (query.threshold !== undefined) {
         threshold = Number(query.threshold);
