@@ -15,7 +15,7 @@ export interface ServeMetrics {
 /** Register the server's metrics; gauges read the queue, batcher and model host when scraped. */
 export function createMetrics(host: ModelHost, admission: AdmissionQueue, batcher: DetectBatcher): ServeMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'ofm_serve_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'ofm_serve_' });
   const requests = new Counter({
     name: 'ofm_serve_requests_total',
     help: 'HTTP requests answered, by method, route and status code',
