@@ -265,7 +265,7 @@ describe('ofm serve', () => {
   });
 
   it('refuses non-image, empty, oversized and too-large images with a clear JSON error', async () => {
-    const s = await serve(['--ckpt', ckpt, '--max-body-mb', '0.05', '--max-pixels', '1000', '--max-images', '3']);
+    const s = await serve(['--ckpt', ckpt, '--max-body-mb', '0.05', '--max-pixels', '1000', '--max-images', '3', '--quiet']);
     try {
       const png = readFileSync(images()[0]!);
       const expectError = (r: DetectReply, status: number, error: string, message: RegExp) => {
@@ -311,6 +311,9 @@ describe('ofm serve', () => {
       const metrics = await (await fetch(`${s.url}/metrics`)).text();
       expect(metrics).toMatch(/^ofm_serve_requests_total\{method="POST",route="\/v1\/detect",status="413"\} 4$/m);
       expect(metrics).toMatch(/^ofm_serve_requests_total\{method="POST",route="\/v1\/detect",status="415"\} 2$/m);
+      expect(await s.stop()).toBe(0);
+      // --quiet: the listening line only.
+      expect(s.log().trim().split('\n')).toEqual([expect.stringMatching(/^serve: listening on http/)]);
     } finally {
       await s.stop();
     }

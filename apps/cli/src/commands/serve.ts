@@ -50,7 +50,7 @@ export function registerServe(program: Command): void {
     .option('--max-batch <n>', 'most images of concurrent requests detected in one batch (1: no batching; it did not raise throughput on 2 CPU cores, see docs/benchmarks.md)', '1')
     .option('--batch-window-ms <n>', 'with --max-batch > 1: how long an image waits for others to share its batch (0: only images already there)', '0')
     .option('--reload-interval <ms>', 'poll the model folder for a new checkpoint this often (0: no hot reload)', '2000')
-    .option('--quiet', 'no start and reload lines on stderr')
+    .option('--quiet', 'on stderr only the listening line and problems (refused reloads, errors)')
     .addHelpText(
       'after',
       `
@@ -108,7 +108,7 @@ Examples:
       const { startServer } = await import('../serve/server');
       let server: Awaited<ReturnType<typeof startServer>>;
       try {
-        server = await startServer({ ...options, source, kind: o.ckpt !== undefined ? 'checkpoint' : 'export', log: (line) => progress.warn(line) });
+        server = await startServer({ ...options, source, kind: o.ckpt !== undefined ? 'checkpoint' : 'export', log: (line) => progress.note(line), warn: (line) => progress.warn(line) });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         if (e.code === 'EADDRINUSE') throw new CliError(`--port ${port}: ${options.host}:${port} is already in use; stop what listens there or choose another --port`);
@@ -133,12 +133,12 @@ Examples:
         const onSignal = (signal: NodeJS.Signals) => {
           if (stopping) process.exit(signal === 'SIGTERM' ? 143 : 130);
           stopping = true;
-          progress.warn(`${signal}: no new requests; finishing the ${server.host.model.inUse} in flight (again to quit at once)`);
+          progress.note(`${signal}: no new requests; finishing the ${server.host.model.inUse} in flight (again to quit at once)`);
           server.drain().then(
             () => {
               process.off('SIGINT', onSignal);
               process.off('SIGTERM', onSignal);
-              progress.warn('stopped');
+              progress.note('stopped');
               resolveDone();
             },
             (err) => {

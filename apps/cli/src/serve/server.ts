@@ -47,8 +47,10 @@ export interface ServeOptions {
   batchWindowMs: number;
   /** Poll the model folder this often for a new checkpoint (0: no hot reload). */
   reloadIntervalMs: number;
-  /** Lines for the operator (model swaps, refused reloads). */
+  /** Lines for the operator: model swaps. */
   log?: (line: string) => void;
+  /** Lines about problems: refused reloads, internal errors (default: `log`). */
+  warn?: (line: string) => void;
 }
 
 /** A started server. */
@@ -200,7 +202,7 @@ export async function buildServer(opts: ServeOptions, host: ModelHost): Promise<
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _request, reply) => {
     const e = toHttpError(err, opts);
-    if (e.status >= 500 && e.code === 'internal') opts.log?.(`internal error: ${err.message}`);
+    if (e.status >= 500 && e.code === 'internal') (opts.warn ?? opts.log)?.(`internal error: ${err.message}`);
     for (const [k, v] of Object.entries(e.headers)) reply.header(k, v);
     return reply.code(e.status).send({ error: e.code, message: e.message } satisfies ServeErrorJson);
   });
@@ -520,7 +522,7 @@ export async function startServer(opts: ServeOptions, loader: ModelLoader = mode
         `loaded generation ${next.generation} (${next.loaded.tasks.length} task(s): ${next.loaded.classes.map((c) => c.className).join(', ')}; ` +
           `checksum ${next.checksum.slice(0, 12)}) in ${Math.round(next.loadMs)} ms; generation ${previous.generation} is released when its ${previous.inUse} request(s) end`,
       ),
-    onRefused: (error) => opts.log?.(`reload refused, the served model stays: ${error}`),
+    onRefused: (error) => (opts.warn ?? opts.log)?.(`reload refused, the served model stays: ${error}`),
   });
   await host.start();
   const { app, setDraining } = await buildServer(opts, host);
