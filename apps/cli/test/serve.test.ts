@@ -507,6 +507,31 @@ describe('ofm serve', () => {
     }
   });
 
+  it('takes a new export written over the served one (--model)', async () => {
+    expect(threeTasks).not.toBe('');
+    const web = join(dir, 'web-reload');
+    expect((await ofm(['export', ckpt, '--out', web])).code).toBe(0);
+    const s = await serve(['--model', web, '--reload-interval', '200']);
+    try {
+      expect((await getJson(`${s.url}/v1/model`)).body).toMatchObject({ kind: 'export', model_generation: 1 });
+      const exported = await ofm(['export', threeTasks, '--out', web]);
+      expect(exported.code, exported.stderr).toBe(0);
+      await until('generation 2', async () => (await getJson(`${s.url}/v1/model`)).body.model_generation === 2);
+      const model = (await getJson(`${s.url}/v1/model`)).body;
+      expect((model.tasks as { classes: string[] }[]).map((t) => t.classes)).toEqual([['tiles'], ['washer'], ['chip']]);
+      expect(model).toMatchObject({ reload_failures: 0 });
+      // It scores as ofm detect does with the checkpoint it was exported from.
+      const png = images()[0]!;
+      const cli = JSON.parse((await ofm(['detect', png, '--ckpt', threeTasks, '--json'])).stdout).images[0];
+      const served = (await post(s.url, readFileSync(png), 'image/png')).body.images[0]!;
+      expect(Math.abs((served.score as number) - cli.score)).toBeLessThanOrEqual(1e-6);
+      expect(Math.abs((served.raw_score as number) - cli.raw_score)).toBeLessThanOrEqual(1e-6);
+      expect(served.class).toBe(cli.class);
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+  });
+
   it('keeps a swapped-out model for the request holding it, then releases every tensor of it', async () => {
     expect(threeTasks).not.toBe('');
     const { initBackend, tf } = await import('@ofm/tensor');
