@@ -155,8 +155,6 @@ export class ModelHost {
   reloadFailures = 0;
   lastReloadError: string | null = null;
   lastReloadErrorAt: Date | null = null;
-  /** The manifest checksum of the last refused checkpoint (not tried again until the folder changes). */
-  lastRefusedChecksum: string | null = null;
   lastReloadAttemptAt: Date | null = null;
   /** True from a refused reload until the next successful one. */
   lastReloadFailed = false;
@@ -208,6 +206,9 @@ export class ModelHost {
       this.timer = null;
       try {
         await this.poll();
+      } catch (err) {
+        // Reloads record their own failures; anything else (the folder unreadable) is recorded here.
+        this.recordFailure(err instanceof Error ? err.message : String(err), null);
       } finally {
         if (!this.closed) this.timer = setTimeout(tick, intervalMs);
       }
@@ -254,7 +255,13 @@ export class ModelHost {
       this.fingerprint = '';
       return this.outcome('unchanged');
     }
-    const next = await this.loadConsistent(this.model.generation + 1);
+    let next: ServedModel | Error;
+    try {
+      next = await this.loadConsistent(this.model.generation + 1);
+    } catch (err) {
+      // The folder could not even be read (permissions, a vanished mount): a refusal like any other.
+      next = err instanceof Error ? err : new Error(String(err));
+    }
     if (next instanceof Error) {
       this.recordFailure(next.message, await manifestChecksum(this.dir).catch(() => null));
       return this.outcome('refused', next.message);
@@ -266,7 +273,6 @@ export class ModelHost {
     const previous = this.model;
     this.current = next;
     this.reloads++;
-    this.lastRefusedChecksum = null;
     this.lastReloadFailed = false;
     previous.retire();
     this.events.onSwap?.(next, previous);
@@ -278,7 +284,6 @@ export class ModelHost {
     this.lastReloadFailed = true;
     this.lastReloadError = error;
     this.lastReloadErrorAt = new Date();
-    this.lastRefusedChecksum = checksum;
     this.events.onRefused?.(error, checksum);
   }
 
