@@ -414,7 +414,7 @@ describe('ofm serve', () => {
       expect(threeTasks).not.toBe('');
       const target = join(dir, 'copied');
       await cp(ckpt, target, { recursive: true });
-      const s = await serve(['--ckpt', target, '--reload-interval', '200']);
+      const s = await serve(['--ckpt', target, '--reload-interval', '200'], { OFM_SERVE_TOKEN: 'sesame' });
       try {
         const png = readFileSync(images()[0]!);
         const before = await post(s.url, png, 'image/png');
@@ -435,6 +435,12 @@ describe('ofm serve', () => {
         const metrics = await (await fetch(`${s.url}/metrics`)).text();
         expect(metrics).toMatch(/^ofm_serve_model_reload_failures_total 1$/m);
         expect(metrics).toMatch(/^ofm_serve_model_last_reload_failed 1$/m);
+        // Asked to reload it now: refused the same way, 409.
+        const forced = await fetch(`${s.url}/v1/reload`, { method: 'POST', headers: { authorization: 'Bearer sesame' } });
+        expect(forced.status).toBe(409);
+        const refusal = (await forced.json()) as { error: string; message: string };
+        expect(refusal.error).toBe('reload_refused');
+        expect(refusal.message).toMatch(/SHA-256.*; generation 1 keeps serving$/);
         // The old model keeps serving, with the same numbers.
         const during = await post(s.url, png, 'image/png');
         expect(during.status).toBe(200);
@@ -444,7 +450,7 @@ describe('ofm serve', () => {
         await writeFile(join(target, shard), good);
         await until('generation 2', async () => (await getJson(`${s.url}/v1/model`)).body.model_generation === 2);
         const healed = (await getJson(`${s.url}/v1/model`)).body;
-        expect(healed).toMatchObject({ reloads: 1, reload_failures: 1, last_reload_failed: false });
+        expect(healed).toMatchObject({ reloads: 1, reload_failures: 2, last_reload_failed: false });
         expect((healed.tasks as unknown[]).length).toBe(3);
         expect((await post(s.url, png, 'image/png')).body.model_generation).toBe(2);
       } finally {
