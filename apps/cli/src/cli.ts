@@ -10,6 +10,7 @@ import { registerInspect } from './commands/inspect';
 import { registerExport } from './commands/export';
 import { registerQuickstart } from './commands/quickstart';
 import { registerBench } from './commands/bench';
+import { registerServe } from './commands/serve';
 import pkg from '../package.json' with { type: 'json' };
 
 export const VERSION: string = pkg.version;
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerExport(program);
   registerBench(program);
+  registerServe(program);
   return program;
 }
 
