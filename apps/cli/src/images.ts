@@ -177,3 +177,10 @@ export function outputStems(images: readonly { path: string; depth?: number }[])
     return times === 1 ? unique[k]! : `${unique[k]}_${times}`;
   });
 }
+
+/** The size an overlay is drawn at: the image's aspect ratio, its longer side within 256-1024 px. */
+export function overlaySize(source: { width: number; height: number }): { width: number; height: number } {
+  const longer = Math.max(source.width, source.height);
+  const scale = Math.min(1024, Math.max(256, longer)) / longer;
+  return { width: Math.max(1, Math.round(source.width * scale)), height: Math.max(1, Math.round(source.height * scale)) };
+}

@@ -7,8 +7,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { overlaySize } from '../src/commands/detect';
-import { expandImageArgs, globToRegExp, outputStems } from '../src/images';
+import { expandImageArgs, globToRegExp, outputStems, overlaySize } from '../src/images';
 import { expectRefused, ofm, tinyFixture } from './helpers';
 
 let dir: string;

@@ -4,7 +4,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { refuseExport, requireFolder, requireOutputFolder } from '../checks';
 import { CliError } from '../errors';
-import { expandImageArgs, outputStems } from '../images';
+import { expandImageArgs, outputStems, overlaySize } from '../images';
 import { removeOnInterrupt } from '../util';
 import { loadForInference } from './run-shared';
 
@@ -170,11 +170,4 @@ Examples:
 
 function round(v: number): number {
   return Math.round(v * 1e4) / 1e4;
-}
-
-/** The size an overlay is drawn at: the image's aspect ratio, its longer side within 256-1024 px. */
-export function overlaySize(source: { width: number; height: number }): { width: number; height: number } {
-  const longer = Math.max(source.width, source.height);
-  const scale = Math.min(1024, Math.max(256, longer)) / longer;
-  return { width: Math.max(1, Math.round(source.width * scale)), height: Math.max(1, Math.round(source.height * scale)) };
 }

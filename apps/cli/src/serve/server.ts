@@ -10,9 +10,10 @@ import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import multipart from '@fastify/multipart';
 import { DatasetError, decodeImage } from '@ofm/datasets';
-import { type Detection, loadDetector, loadExportedDetector, overlayHeatmap } from '@ofm/detector';
+import { type Detection, detectionOverlayPng, loadDetector, loadExportedDetector } from '@ofm/detector';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import sharp from 'sharp';
+import { overlaySize } from '../images';
 import { type ServeMetrics, createMetrics } from './metrics';
 import { type LoadedModel, ModelHost, type ModelKind, type ModelLease, type ModelLoader, type ServedModel } from './model';
 import { AdmissionQueue, DeadlineError, DetectBatcher, type Ticket } from './queue';
@@ -165,6 +166,8 @@ declare module 'fastify' {
 /** One decoded image of a request. */
 interface InputImage {
   name: string | null;
+  /** The bytes as sent (overlays are drawn at the image's own aspect ratio from them). */
+  bytes: Buffer;
   data: Float32Array;
   sourceWidth: number;
   sourceHeight: number;
@@ -400,7 +403,7 @@ async function readImages(request: FastifyRequest, opts: ServeOptions, size: num
     }
     try {
       const decoded = await decodeImage(bytes, { size, source: what });
-      out.push({ name, data: decoded.data, sourceWidth: decoded.sourceWidth, sourceHeight: decoded.sourceHeight });
+      out.push({ name, bytes, data: decoded.data, sourceWidth: decoded.sourceWidth, sourceHeight: decoded.sourceHeight });
     } catch (err) {
       if (err instanceof DatasetError) throw new HttpError(400, 'bad_image', `cannot decode ${what}: ${err.message}`);
       throw err;
@@ -433,13 +436,17 @@ async function describe(
   let overlayPng: string | null = null;
   if (withOverlay) {
     // What `ofm detect --out` writes for the image, byte for byte.
-    const overlay = overlayHeatmap(input.data, d.map, size, size, { range });
-    overlayPng = (
-      await sharp(Buffer.from(overlay), { raw: { width: size, height: size, channels: 3 } })
-        .resize(Math.max(size, 256), Math.max(size, 256))
-        .png()
-        .toBuffer()
-    ).toString('base64');
+    const shown = await decodeImage(input.bytes, { size: overlaySize({ width: input.sourceWidth, height: input.sourceHeight }) });
+    const png = await detectionOverlayPng({
+      image: shown,
+      map: d.map,
+      mapWidth: size,
+      mapHeight: size,
+      score: d.score,
+      className: d.className,
+      threshold,
+    });
+    overlayPng = Buffer.from(png).toString('base64');
   }
   return {
     name: input.name,
