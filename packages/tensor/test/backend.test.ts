@@ -1,7 +1,9 @@
 /**
  * Backend selection: the order, the recorded reasons, the option/OFM_BACKEND override, errors,
  * idempotency, and the silenced cpu banner. @tensorflow/tfjs-node(-gpu) are not installed on
- * this machine, so `auto` must end on wasm with both recorded as 'not installed'.
+ * this machine, so `auto` must end on wasm with both recorded as 'not installed'; webgpu is
+ * installed but this machine has no GPU (only Mesa's software adapter, which `auto` never takes),
+ * and webgl needs a browser.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -56,11 +58,15 @@ describe('initBackend in this process', () => {
     expect(report.candidates.map((c) => c.name)).toEqual([...BACKEND_NAMES]);
     expect(statusOf(report)).toEqual({
       'tensorflow-gpu': 'skipped',
+      webgpu: 'skipped',
       tensorflow: 'skipped',
+      webgl: 'skipped',
       wasm: 'chosen',
       cpu: 'not-tried',
     });
     expect(reasonOf(report, 'tensorflow-gpu')).toMatch(/^not installed.*@tensorflow\/tfjs-node-gpu/);
+    expect(reasonOf(report, 'webgpu')).toMatch(/^no GPU adapter \(.*\); a software adapter is used only when asked for \(--backend webgpu\)$/);
+    expect(reasonOf(report, 'webgl')).toBe('needs a browser (WebGL 2)');
     expect(reasonOf(report, 'tensorflow')).toMatch(/^not installed.*@tensorflow\/tfjs-node\b/);
     expect(reasonOf(report, 'cpu')).toMatch(/'wasm' ranks higher/);
     expect(report).toMatchObject({ backend: 'wasm', tfjsBackend: 'wasm', requested: 'auto', requestSource: 'default' });
@@ -86,7 +92,9 @@ describe('initBackend in this process', () => {
     const report = await initBackend({ backend: 'cpu' });
     expect(statusOf(report)).toEqual({
       'tensorflow-gpu': 'not-tried',
+      webgpu: 'not-tried',
       tensorflow: 'not-tried',
+      webgl: 'not-tried',
       wasm: 'not-tried',
       cpu: 'chosen',
     });
@@ -100,7 +108,9 @@ describe('initBackend in this process', () => {
     const report = await initBackend({ backend: 'tensorflow' });
     expect(statusOf(report)).toEqual({
       'tensorflow-gpu': 'not-tried',
+      webgpu: 'not-tried',
       tensorflow: 'skipped',
+      webgl: 'skipped',
       wasm: 'chosen',
       cpu: 'not-tried',
     });
@@ -125,10 +135,10 @@ describe('initBackend in this process', () => {
 
   it('an unknown name is a clear error listing the valid names', async () => {
     await expect(initBackend({ backend: 'gpu' as 'auto' })).rejects.toThrow(
-      "Unknown tfjs backend 'gpu' (from the backend option). Valid names: auto, tensorflow-gpu, tensorflow, wasm, cpu.",
+      "Unknown tfjs backend 'gpu' (from the backend option). Valid names: auto, tensorflow-gpu, webgpu, tensorflow, webgl, wasm, cpu.",
     );
-    process.env[BACKEND_ENV_VAR] = 'webgpu';
-    await expect(initBackend()).rejects.toThrow(/Unknown tfjs backend 'webgpu' \(from the OFM_BACKEND environment variable\).*unset it/);
+    process.env[BACKEND_ENV_VAR] = 'metal';
+    await expect(initBackend()).rejects.toThrow(/Unknown tfjs backend 'metal' \(from the OFM_BACKEND environment variable\).*unset it/);
     // A failed request leaves the previous selection in place.
     expect(tf.getBackend()).toBe('wasm');
   });
