@@ -82,6 +82,8 @@ export interface BackendContext {
   quiet: boolean;
   /** See {@link InitBackendOptions.wasmPaths}. */
   wasmPaths?: string | Record<string, string>;
+  /** See {@link InitBackendOptions.syncReads}. */
+  syncReads: boolean;
 }
 
 /**
@@ -128,6 +130,13 @@ export interface InitBackendOptions {
    * backend first starts in this process.
    */
   wasmPaths?: string | Record<string, string>;
+  /**
+   * Whether the caller reads tensors synchronously (`dataSync`, `arraySync`; default true: the
+   * trainer and the detector do). The WebGPU backend in Node.js can only read GPU data
+   * asynchronously (Dawn maps buffers with `mapAsync` and Node.js has no OffscreenCanvas), so it
+   * is skipped unless this is false. In browsers WebGPU reads synchronously (slowly).
+   */
+  syncReads?: boolean;
 }
 
 /** The environment variable that picks the backend when the option does not. */
@@ -177,7 +186,8 @@ let wasmPathsConfigured = false;
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendReport> {
   const { request, source } = resolveRequest(options.backend);
   const quiet = options.quiet ?? true;
-  const key = JSON.stringify([request, source, Boolean(options.strict), options.wasmPaths ?? null, quiet]);
+  const syncReads = options.syncReads ?? true;
+  const key = JSON.stringify([request, source, Boolean(options.strict), options.wasmPaths ?? null, quiet, syncReads]);
   if (current?.key === key && tf.getBackend() === current.report.tfjsBackend) return current.report;
   if (pending?.key === key) return pending.promise;
   // Selections run one at a time: tfjs has one global engine.
@@ -240,7 +250,12 @@ async function select(
       candidates.push({ name, status: 'not-tried', reason: `'${chosen.name}' ranks higher and was chosen` });
       continue;
     }
-    const attempt = await tryProvider(provider, { requested: name === request, quiet, wasmPaths: options.wasmPaths });
+    const attempt = await tryProvider(provider, {
+      requested: name === request,
+      quiet,
+      wasmPaths: options.wasmPaths,
+      syncReads: options.syncReads ?? true,
+    });
     if (attempt.ok) {
       chosen = provider;
       candidates.push({ name, status: 'chosen' });
@@ -327,9 +342,14 @@ const builtinProviders: BackendProvider[] = [
     priority: 50,
     async available(ctx) {
       const req = await nodeRequire();
+      if (req != null && ctx.syncReads) return WEBGPU_NODE_SYNC_READS;
       return probeWebgpu(ctx.requested, req == null ? null : { resolve: (id) => resolveFrom(req, id) });
     },
-    start: () => setTfjsBackend('webgpu', 'tfjs printed the cause above'),
+    async start() {
+      const failed = await setTfjsBackend('webgpu', 'tfjs printed the cause above');
+      if (failed == null && (await nodeRequire()) != null) guardSyncReads();
+      return failed;
+    },
     registerKernels: () => registerOfmKernels('webgpu').names,
     async describe() {
       const adapter = webgpuAdapter();
@@ -382,6 +402,32 @@ const builtinProviders: BackendProvider[] = [
   },
 ];
 for (const provider of builtinProviders) providers.set(provider.name, provider);
+
+/** Why webgpu is skipped in Node.js for a caller that reads synchronously. */
+export const WEBGPU_NODE_SYNC_READS =
+  'in Node.js it reads GPU data only asynchronously, and this caller reads synchronously ' +
+  '(dataSync, as the trainer and detector do; initBackend option syncReads)';
+
+/**
+ * In Node.js the WebGPU backend's synchronous read goes through OffscreenCanvas, which Node.js
+ * lacks ("OffscreenCanvas is not defined" from deep in tfjs). Replace that with one clear error;
+ * data still held on the CPU (never uploaded) reads as before.
+ */
+function guardSyncReads(): void {
+  type Backend = { readSync(dataId: object): unknown; tensorMap?: { get(id: object): { values?: unknown; dtype?: string } | undefined } };
+  const backend = tf.engine().registry.webgpu as unknown as Backend | undefined;
+  if (backend == null || (backend as { ofmSyncGuard?: boolean }).ofmSyncGuard) return;
+  const original = backend.readSync.bind(backend);
+  backend.readSync = (dataId: object) => {
+    const data = backend.tensorMap?.get(dataId);
+    if (data?.values != null || data?.dtype === 'string') return original(dataId);
+    throw new Error(
+      'The webgpu backend cannot read GPU data synchronously in Node.js (dataSync/arraySync); ' +
+        'read with `await tensor.data()`, or use another backend (--backend wasm) for code that reads synchronously',
+    );
+  };
+  (backend as { ofmSyncGuard?: boolean }).ofmSyncGuard = true;
+}
 
 /** Renderers that run WebGL on the CPU: slower than wasm for this model by far. */
 const SOFTWARE_RENDERER = /swiftshader|llvmpipe|softpipe|software|basic render/i;

@@ -9,7 +9,14 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BACKEND_ENV_VAR, BACKEND_NAMES, type BackendReport, backendReport, initBackend } from '../src/backend';
+import {
+  BACKEND_ENV_VAR,
+  BACKEND_NAMES,
+  type BackendReport,
+  WEBGPU_NODE_SYNC_READS,
+  backendReport,
+  initBackend,
+} from '../src/backend';
 import { WASM_CUSTOM_KERNELS } from '../src/kernels';
 import { tf } from '../src/tf';
 
@@ -65,7 +72,7 @@ describe('initBackend in this process', () => {
       cpu: 'not-tried',
     });
     expect(reasonOf(report, 'tensorflow-gpu')).toMatch(/^not installed.*@tensorflow\/tfjs-node-gpu/);
-    expect(reasonOf(report, 'webgpu')).toMatch(/^no GPU adapter \(.*\); a software adapter is used only when asked for \(--backend webgpu\)$/);
+    expect(reasonOf(report, 'webgpu')).toBe(WEBGPU_NODE_SYNC_READS);
     expect(reasonOf(report, 'webgl')).toBe('needs a browser (WebGL 2)');
     expect(reasonOf(report, 'tensorflow')).toMatch(/^not installed.*@tensorflow\/tfjs-node\b/);
     expect(reasonOf(report, 'cpu')).toMatch(/'wasm' ranks higher/);
@@ -141,6 +148,35 @@ describe('initBackend in this process', () => {
     await expect(initBackend()).rejects.toThrow(/Unknown tfjs backend 'metal' \(from the OFM_BACKEND environment variable\).*unset it/);
     // A failed request leaves the previous selection in place.
     expect(tf.getBackend()).toBe('wasm');
+  });
+});
+
+describe('webgpu (Dawn in Node.js; this machine has no GPU, only Mesa llvmpipe)', () => {
+  it('auto with asynchronous reads never takes the software adapter, and says how to ask for it', async () => {
+    const report = await initBackend({ backend: 'auto', syncReads: false });
+    expect(report.backend).toBe('wasm');
+    expect(reasonOf(report, 'webgpu')).toMatch(
+      /^no GPU adapter \(.+\); a software adapter is used only when asked for \(--backend webgpu\)$/,
+    );
+  });
+
+  it('asked for by name: the software adapter, reported as software, with the project kernels from tfjs ops', async () => {
+    const report = await initBackend({ backend: 'webgpu', syncReads: false, strict: true });
+    expect(report).toMatchObject({ backend: 'webgpu', tfjsBackend: 'webgpu' });
+    expect(report.adapter).toMatchObject({ software: true, featureLevel: 'compatibility', via: 'dawn-opengl' });
+    expect(report.adapter!.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
+    expect(report.detail).toMatch(/^software adapter: /);
+    expect(report.customKernels).toEqual(['OfmGroupNorm', 'OfmGroupNormGrad', 'OfmUpsampleNearest', 'OfmUpsampleNearestGrad']);
+    // Synchronous reads of GPU data: one clear error, not "OffscreenCanvas is not defined".
+    const y = tf.square(tf.tensor1d([1, 2, 3]));
+    expect(Array.from(await y.data())).toEqual([1, 4, 9]);
+    const z = tf.add(y, 1);
+    expect(() => z.dataSync()).toThrow(/cannot read GPU data synchronously in Node\.js/);
+    tf.dispose([y, z]);
+    // The training commands read synchronously: they do not get it.
+    const sync = await initBackend({ backend: 'webgpu' });
+    expect(sync.backend).toBe('wasm');
+    expect(reasonOf(sync, 'webgpu')).toBe(WEBGPU_NODE_SYNC_READS);
   });
 });
 

@@ -12,7 +12,7 @@ import type {
   RunResults,
   SnapshotMeta,
 } from '@ofm/detector';
-import type { BackendRequest } from '@ofm/tensor';
+import type { BackendReport, BackendRequest } from '@ofm/tensor';
 import { CliError } from '../errors';
 import type { Progress } from '../util';
 
@@ -36,6 +36,20 @@ export interface TrainerSetup {
   run(opts: RunOptions): ReturnType<typeof import('@ofm/detector').runContinual>;
 }
 
+/**
+ * `--backend webgpu` (or OFM_BACKEND=webgpu) that did not start: one clear error rather than the
+ * whole job on another backend than the one asked for.
+ */
+export function refuseWebgpuFallback(report: BackendReport): void {
+  if (report.requested !== 'webgpu' || report.backend === 'webgpu') return;
+  const why = report.candidates.find((c) => c.name === 'webgpu')?.reason ?? 'it did not start';
+  const from = report.requestSource === 'env' ? 'OFM_BACKEND=webgpu' : '--backend webgpu';
+  throw new CliError(
+    `${from}: the WebGPU backend cannot run this command here: ${why}. Use --backend wasm (or tensorflow-gpu); ` +
+      '`ofm info --backend webgpu` and `ofm bench perf --backend webgpu` run on WebGPU',
+  );
+}
+
 /** Start the backend (one clear error for a bad name) and load the model packages. */
 export async function initRuntime(backend: string | undefined, progress?: Progress): Promise<TrainerSetup> {
   const tensor = await import('@ofm/tensor');
@@ -45,6 +59,7 @@ export async function initRuntime(backend: string | undefined, progress?: Progre
   } catch (err) {
     throw new CliError((err as Error).message);
   }
+  refuseWebgpuFallback(report);
   if (report.backend === 'cpu') {
     progress?.note('running on the pure-JS cpu backend: expect training to be about 200x slower than wasm (see ofm info)');
   }
