@@ -749,7 +749,7 @@ function ratio(value: number | null | undefined): string {
 export function formatPerfTable(r: PerfJson): string {
   const peerName = r.peer.status === 'ok' ? `PyTorch ${r.peer.torch_version}` : 'PyTorch (skipped)';
   const lines = [
-    `ofm bench perf: ${r.ours.backend}${r.ours.software_adapter ? ` (SOFTWARE adapter: ${r.ours.device})` : ''} (tfjs ${r.ours.tfjs_version}) vs ${peerName}, ${r.threads} thread${r.threads > 1 ? 's' : ''}, ` +
+    `ofm bench perf: ${r.ours.backend}${r.ours.software_adapter ? ` (on a ${r.ours.device}: not GPU speed)` : ''} (tfjs ${r.ours.tfjs_version}) vs ${peerName}, ${r.threads} thread${r.threads > 1 ? 's' : ''}, ` +
       `${r.param_count.ours.toLocaleString('en-US')} parameters${r.param_count.match ? ' (same on both sides)' : ''}`,
     `${r.machine.cpu ?? 'unknown CPU'} x${r.machine.cpus}, load average ${r.loadavg_start[0]} at the start, ${r.loadavg_end[0]} at the end`,
     '',
