@@ -7,3 +7,4 @@ export * from './kernels';
 export * from './linalg';
 export * from './checkpoint';
 export * from './webgpu';
+export * from './reads';
