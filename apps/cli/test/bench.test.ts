@@ -135,16 +135,16 @@ describe('ofm bench perf', () => {
     expect(table).toContain('PyTorch peer skipped');
   });
 
-  it('--backend webgpu (Mesa llvmpipe here): DDIM and conv run, labelled software; the trainer is left out with the reason', async () => {
+  it('--backend webgpu (Mesa llvmpipe here): every workload runs, labelled software', async () => {
     const out = join(dir, 'webgpu.json');
     const missing = join(dir, 'no-such-python');
-    const r = await ofm(['bench', 'perf', '--backend', 'webgpu', '--spec', specPath, '--python', missing, '--ddim-reps', '1', '--conv-reps', '1', '--out', out, '--json']);
+    const r = await ofm(['bench', 'perf', '--backend', 'webgpu', '--spec', specPath, '--python', missing, '--steps', '1', '--warmup', '0', '--ddim-reps', '1', '--conv-reps', '1', '--out', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const json = JSON.parse(r.stdout) as PerfJson;
     expect(json.ours).toMatchObject({ backend: 'webgpu', software_adapter: true });
     expect(json.ours.device).toMatch(/^software adapter: /);
-    expect(json.train).toBeUndefined();
-    expect(json.notes.join('\n')).toMatch(/train: not run on webgpu \(the trainer reads the loss synchronously/);
+    expect(json.train!.ours.losses).toHaveLength(1);
+    expect(Number.isFinite(json.train!.ours.losses[0])).toBe(true);
     expect(json.notes.join('\n')).toMatch(/software adapter .*not GPU speed/);
     expect(json.ddim!.ours.median).toBeGreaterThan(0);
     for (const row of json.conv!.rows) expect(row.ours_gflops).toBeGreaterThan(0);

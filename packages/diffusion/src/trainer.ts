@@ -578,7 +578,14 @@ export function globalNorm(tensors: readonly tf.Tensor[]): number {
 
 function* globalNormReads(tensors: readonly tf.Tensor[]): Reads<number> {
   if (tensors.length === 0) return 0;
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(tensors.map((g) => tf.sum(tf.square(g))))));
+  const norm = tf.tidy(() => {
+    // addN over at most 7 inputs at a time, carrying the total (the same order of additions as one
+    // addN): WebGPU binds the inputs and the output as storage buffers, at most 8 per shader by default.
+    const squares = tensors.map((g) => tf.sum(tf.square(g)));
+    let total = squares[0]!;
+    for (let i = 1; i < squares.length; i += 6) total = tf.addN([total, ...squares.slice(i, i + 6)]);
+    return tf.sqrt(total);
+  });
   try {
     return (yield norm)[0]!;
   } finally {

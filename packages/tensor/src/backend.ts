@@ -409,6 +409,16 @@ export const WEBGPU_NODE_SYNC_READS =
   '(dataSync, as the trainer and detector do; initBackend option syncReads)';
 
 /**
+ * Whether the active backend can read tensors synchronously (`dataSync`, `arraySync`): every
+ * backend can, except WebGPU in Node.js. Code paths that must read synchronously (gradient
+ * projection's layer taps, for instance) check it to fail early with a clear message.
+ */
+export function canReadSync(): boolean {
+  const node = typeof process !== 'undefined' && process.versions?.node != null;
+  return !(node && tf.getBackend() === 'webgpu');
+}
+
+/**
  * In Node.js the WebGPU backend's synchronous read goes through OffscreenCanvas, which Node.js
  * lacks ("OffscreenCanvas is not defined" from deep in tfjs). Replace that with one clear error;
  * data still held on the CPU (never uploaded) reads as before.

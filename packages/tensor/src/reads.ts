@@ -7,7 +7,7 @@
  * {@link readSync} drives it with `dataSync`, {@link readAsync} with `await data()`. The values are
  * the same either way. A read that fails is thrown into the generator, so its `finally` blocks run.
  */
-import { tf } from './tf';
+import type { tf } from './tf';
 
 /** A computation that yields the tensors it reads and receives their values (see the module doc). */
 export type Reads<T> = Generator<tf.Tensor, T, Float32Array | Int32Array | Uint8Array>;

@@ -174,7 +174,7 @@ export function registerBench(program: Command): void {
     .option('--out <file>', 'where to write the JSON', join('bench-results', 'perf.json'))
     .option('--json', 'print the JSON instead of the table')
     .option('--skip-peer', 'measure only ours (no PyTorch)')
-    .option('--backend <name>', `${BACKEND_OPTION_HELP}; webgpu in Node.js times ddim and conv only (the trainer reads synchronously)`)
+    .option('--backend <name>', BACKEND_OPTION_HELP)
     .action(async (options: PerfCliOptions) => {
       const result = await runPerf(options, process.argv.slice(2));
       process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatPerfTable(result)}\n`);
@@ -430,19 +430,15 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
       notes.push(`the threaded wasm build did not start, so ours ran on one thread: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
-  // WebGPU in Node.js reads only asynchronously: ddim and conv read that way; the trainer does not.
-  const webgpu = (options.backend ?? process.env.OFM_BACKEND?.trim()) === 'webgpu';
+  // Every workload reads asynchronously (the trainer's stepAsync, `await data()`), so WebGPU in
+  // Node.js, which has no synchronous reads, runs them all.
   let report: Awaited<ReturnType<typeof initBackend>>;
   try {
-    report = await initBackend({ backend: options.backend as 'auto' | undefined, ...(webgpu ? { syncReads: false } : {}) });
+    report = await initBackend({ backend: options.backend as 'auto' | undefined, syncReads: false });
   } catch (err) {
     throw new CliError(err instanceof Error ? err.message : String(err));
   }
   refuseWebgpuFallback(report);
-  if (report.backend === 'webgpu' && only.has('train')) {
-    only.delete('train');
-    notes.push('train: not run on webgpu (the trainer reads the loss synchronously, which WebGPU in Node.js cannot)');
-  }
   if (report.adapter?.software) {
     notes.push(`webgpu runs on a software adapter (${report.detail ?? 'no GPU'}): these numbers check that it works, they are not GPU speed`);
   }
@@ -544,7 +540,7 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
       try {
         for (let i = 0; i < warmup + steps; i++) {
           const t0 = performance.now();
-          const r = trainer.step(x0);
+          const r = await trainer.stepAsync(x0);
           const s = (performance.now() - t0) / 1000;
           losses.push(r.loss);
           if (i >= warmup) seconds.push(s);

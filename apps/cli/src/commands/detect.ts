@@ -106,7 +106,7 @@ Examples:
               throw err;
             }
           }
-          const detections = detector.detect(inputs);
+          const detections = await detector.detectAsync(inputs);
           for (let j = 0; j < chunk.length; j++) {
             const d = detections[j]!;
             let overlayPath: string | null = null;

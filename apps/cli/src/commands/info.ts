@@ -82,10 +82,9 @@ export async function collectInfo(backend: string | undefined, ofmVersion: strin
   const { initBackend } = await import('@ofm/tensor');
   let report: BackendReport;
   try {
-    // WebGPU in Node.js reads asynchronously only, so the training commands never get it; asked
-    // for by name here, it starts (with nothing read synchronously) to show its adapter.
-    const webgpu = (backend ?? process.env.OFM_BACKEND?.trim()) === 'webgpu';
-    report = await initBackend({ backend: backend as BackendRequest | undefined, ...(webgpu ? { syncReads: false } : {}) });
+    // As `ofm train`, `eval` and `detect` choose (they read asynchronously, so WebGPU in Node.js
+    // can serve them).
+    report = await initBackend({ backend: backend as BackendRequest | undefined, syncReads: false });
   } catch (err) {
     // The only request-time failure left is a bad OFM_BACKEND value: bad input, not a crash.
     throw new CliError(err instanceof Error ? err.message : String(err));

@@ -51,11 +51,17 @@ export function refuseWebgpuFallback(report: BackendReport): void {
 }
 
 /** Start the backend (one clear error for a bad name) and load the model packages. */
-export async function initRuntime(backend: string | undefined, progress?: Progress): Promise<TrainerSetup> {
+export async function initRuntime(
+  backend: string | undefined,
+  progress?: Progress,
+  opts: { asyncReads?: boolean } = {},
+): Promise<TrainerSetup> {
   const tensor = await import('@ofm/tensor');
   let report: Awaited<ReturnType<typeof tensor.initBackend>>;
   try {
-    report = await tensor.initBackend({ backend: backend as BackendRequest | undefined });
+    // `asyncReads`: the command's path reads tensors only asynchronously (training and
+    // evaluation by `runContinual`, `detectAsync`), so WebGPU in Node.js can run it.
+    report = await tensor.initBackend({ backend: backend as BackendRequest | undefined, syncReads: !opts.asyncReads });
   } catch (err) {
     throw new CliError((err as Error).message);
   }
@@ -133,7 +139,8 @@ export async function checkpointContents(dir: string): Promise<{ tasks: number |
 
 /** Load a checkpoint for detection or evaluation, with checkpoint problems as clear CLI errors. */
 export async function loadForInference(backend: string | undefined, path: string) {
-  const runtime = await initRuntime(backend);
+  // `ofm detect` and `ofm eval` read asynchronously (detectAsync, evaluateClass).
+  const runtime = await initRuntime(backend, undefined, { asyncReads: true });
   const det = await import('@ofm/detector');
   const { detector, meta } = await loadOrExplain(det, path, {});
   return { runtime, detector, meta, det };

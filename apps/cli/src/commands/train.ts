@@ -138,7 +138,8 @@ Example:
       // The output folder and the data, checked before anything is built or written.
       await preflightTrain({ ...o, out: o.out, imageSize: overrides.imageSize, configInput });
       const progress = new Progress('train', o.quiet || o.json === true);
-      const runtime: TrainerSetup = await initRuntime(o.backend, progress);
+      // Training and evaluation read asynchronously, so WebGPU in Node.js can run them.
+      const runtime: TrainerSetup = await initRuntime(o.backend, progress, { asyncReads: true });
       // Held from before the checkpoint is read until the command ends: one writer at a time.
       const lock = await lockCheckpoint(resolve(out), 'ofm train', progress);
       try {
