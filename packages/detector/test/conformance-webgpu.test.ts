@@ -9,10 +9,10 @@
  * attention key biases, whose exact gradient is zero (see `isKeyBias`); detection scores (max of
  * the anomaly map) within 1e-4.
  *
- * The loop is written here with asynchronous reads: WebGPU in Node.js cannot read synchronously,
- * and `ContinualDetector.learnTask`/`detect` (via `DiffusionTrainer.step`, `imageScores`) do, so
- * the detector itself does not run on webgpu in Node.js yet. What runs here is the detector's own
- * UNet, AMN, schedule, feature extractor and anomaly map, with its config and seed.
+ * The loop is written out here, with asynchronous reads (WebGPU in Node.js has no synchronous
+ * ones), so that the weights after each step can be compared: it runs the detector's own UNet,
+ * AMN, schedule, feature extractor and anomaly map, with its config and seed. The whole detector
+ * (`learnTask`, `detectAsync`) is compared through the CLI in apps/cli/test/webgpu.test.ts.
  */
 import { AdamW, reconstruct } from '@ofm/diffusion';
 import { type BackendReport, MESA_INSTALL, Rng, WEBGPU_NODE_PACKAGES, context, initBackend, tf } from '@ofm/tensor';
