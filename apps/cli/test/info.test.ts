@@ -4,9 +4,6 @@
  * @tensorflow/tfjs-node(-gpu) peers, so `auto` ends on wasm here.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { WASM_CUSTOM_KERNELS } from '@ofm/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bin, ofm as runOfm } from './helpers';
@@ -128,21 +125,6 @@ describe('ofm info', () => {
     }
     expect(text.stdout).toMatch(/^adapter\s+.+ \(software: runs on the CPU, for tests only\)$/m);
     expect(text.stdout).toMatch(/^\s+maxBufferSize [\d.]+ [KMG]iB, maxStorageBufferBindingSize [\d.]+ [KMG]iB, maxComputeWorkgroupStorageSize [\d.]+ KiB$/m);
-  });
-
-  it('--backend webgpu on a command that reads synchronously (quickstart): one clear error, nothing written', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'ofm-cli-webgpu-'));
-    try {
-      const r = await ofm(['quickstart', '--out', join(dir, 'qs'), '--backend', 'webgpu']);
-      expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(
-        /^ofm: error: --backend webgpu: the WebGPU backend cannot run this command here: in Node\.js it reads GPU data only asynchronously/m,
-      );
-      expect(r.stderr).not.toContain('    at ');
-      expect(existsSync(join(dir, 'qs'))).toBe(false);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
   });
 
   it('rejects an unknown backend name with exit code 2 and the valid names', async () => {

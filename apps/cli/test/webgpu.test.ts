@@ -59,6 +59,16 @@ describe('ofm train --backend webgpu (software adapter here)', () => {
     for (const k of keys) expect(Math.abs((a[k] as number) - (b[k] as number)), k).toBeLessThanOrEqual(TOL);
   });
 
+  it('inspect --drift reads synchronously: --backend webgpu is refused with the reason, not run elsewhere', async () => {
+    const r = await ofm(['inspect', join(dir, 'model-webgpu'), '--drift', join(dir, 'model-wasm'), '--data', data, '--backend', 'webgpu']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^ofm: error: --backend webgpu: the WebGPU backend cannot run this command here: in Node\.js it reads GPU data only asynchronously/m,
+    );
+    expect(r.stderr).not.toContain('    at ');
+    expect(r.stdout).toBe('');
+  });
+
   it(`ofm detect --backend webgpu: scores within ${TOL} of wasm's`, () => {
     const a = runs.wasm!.scores;
     const b = runs.webgpu!.scores;

@@ -42,7 +42,8 @@ export function registerQuickstart(program: Command): void {
       if (existsSync(join(model, 'manifest.json'))) {
         throw new CliError(`${model} already holds a checkpoint; choose another --out or remove it`);
       }
-      const runtime = await initRuntime(o.backend, progress);
+      // The same training and evaluation as `ofm train`: asynchronous reads, so WebGPU can run it.
+      const runtime = await initRuntime(o.backend, progress, { asyncReads: true });
       // The model is built first: a size it cannot take is refused before anything is written.
       const { detector } = await runtime.makeDetector({ overrides: { steps, imageSize } });
       try {
