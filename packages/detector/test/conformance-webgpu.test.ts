@@ -209,6 +209,23 @@ describe('the tiny detector model: wasm and webgpu agree', () => {
     expect(worst, worstName).toBeLessThanOrEqual(WEIGHT_TOL);
   });
 
+  it('gradient projection (shared weights) reads synchronously: refused on webgpu with the way out', async () => {
+    expect(webgpuFailure).toBeUndefined();
+    await initBackend({ backend: 'webgpu', strict: true, syncReads: false });
+    const det = new ContinualDetector({ ...TINY_CONFIG, imageSize: SIZE, unet: { ...TINY_CONFIG.unet, attention_resolutions: [8] } });
+    try {
+      expect(det.config.continual).toMatchObject({ weights: 'shared', projection: 'update' });
+      const pixels = images(1, false);
+      const one = (i: number) => pixels.slice(i * SIZE * SIZE * 3, (i + 1) * SIZE * SIZE * 3);
+      await expect(det.learnTask({ classes: ['a'], images: new Map([['a', [0, 1, 2, 3].map(one)]]) })).rejects.toThrow(
+        /continual\.weights 'shared' with projection 'update' reads layer inputs synchronously, which the 'webgpu' backend in Node\.js cannot; use per-task weights/,
+      );
+      expect(det.tasks).toHaveLength(0);
+    } finally {
+      det.dispose();
+    }
+  });
+
   it(`detection scores (max of the anomaly map) within ${SCORE_TOL}`, () => {
     const a = runs.get('wasm')!.scores;
     const b = runs.get('webgpu')?.scores;
