@@ -152,6 +152,8 @@ const WASM_BINARY = 'tfjs-backend-wasm-simd.wasm';
 type Attempt = { ok: true } | { ok: false; status: 'skipped' | 'failed'; reason: string };
 
 const providers = new Map<BackendName, BackendProvider>();
+/** Changes with every registration, so that {@link initBackend} selects again afterwards. */
+let registryVersion = 0;
 
 /**
  * Add a backend to the registry, or replace the provider of the same name (a page can supply its
@@ -162,7 +164,7 @@ export function registerBackendProvider(provider: BackendProvider): void {
     throw new Error(`registerBackendProvider: '${provider.name}' is not a backend name (${BACKEND_NAMES.join(', ')})`);
   }
   providers.set(provider.name, provider);
-  current = undefined;
+  registryVersion++;
 }
 
 /** The registered providers, highest priority first. */
@@ -187,7 +189,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   const { request, source } = resolveRequest(options.backend);
   const quiet = options.quiet ?? true;
   const syncReads = options.syncReads ?? true;
-  const key = JSON.stringify([request, source, Boolean(options.strict), options.wasmPaths ?? null, quiet, syncReads]);
+  const key = JSON.stringify([request, source, Boolean(options.strict), options.wasmPaths ?? null, quiet, syncReads, registryVersion]);
   if (current?.key === key && tf.getBackend() === current.report.tfjsBackend) return current.report;
   if (pending?.key === key) return pending.promise;
   // Selections run one at a time: tfjs has one global engine.

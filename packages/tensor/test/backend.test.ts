@@ -14,8 +14,11 @@ import {
   BACKEND_NAMES,
   type BackendReport,
   WEBGPU_NODE_SYNC_READS,
+  type BackendProvider,
+  backendProviders,
   backendReport,
   initBackend,
+  registerBackendProvider,
 } from '../src/backend';
 import { WASM_CUSTOM_KERNELS } from '../src/kernels';
 import { tf } from '../src/tf';
@@ -148,6 +151,51 @@ describe('initBackend in this process', () => {
     await expect(initBackend()).rejects.toThrow(/Unknown tfjs backend 'metal' \(from the OFM_BACKEND environment variable\).*unset it/);
     // A failed request leaves the previous selection in place.
     expect(tf.getBackend()).toBe('wasm');
+  });
+});
+
+describe('the backend registry', () => {
+  it('tries providers by priority, with their reasons; a registered provider replaces the one of its name', async () => {
+    expect(backendProviders().map((p) => p.name)).toEqual([...BACKEND_NAMES]);
+    const builtin = backendProviders().find((p) => p.name === 'webgl')!;
+    const calls: string[] = [];
+    const test: BackendProvider = {
+      name: 'webgl',
+      priority: 100,
+      available: async (ctx) => {
+        calls.push(`available (requested: ${ctx.requested})`);
+        return null;
+      },
+      start: async () => {
+        calls.push('start');
+        return (await tf.setBackend('cpu')) ? null : 'the cpu backend did not start';
+      },
+      registerKernels: () => ['OfmTestKernel'],
+      describe: async () => ({ detail: 'a test provider' }),
+    };
+    try {
+      registerBackendProvider(test);
+      expect(backendProviders()[0]!.name).toBe('webgl');
+      const chosen = await initBackend({ backend: 'auto' });
+      expect(chosen).toMatchObject({ backend: 'webgl', tfjsBackend: 'cpu', customKernels: ['OfmTestKernel'], detail: 'a test provider' });
+      expect(chosen.candidates[0]).toEqual({ name: 'webgl', status: 'chosen' });
+      expect(reasonOf(chosen, 'wasm')).toBe("'webgl' ranks higher and was chosen");
+      expect(calls).toEqual(['available (requested: false)', 'start']);
+
+      registerBackendProvider({ ...test, available: async () => 'not on this machine (a test)' });
+      const skipped = await initBackend({ backend: 'auto' });
+      expect(skipped.backend).toBe('wasm');
+      expect(skipped.candidates[0]).toEqual({ name: 'webgl', status: 'skipped', reason: 'not on this machine (a test)' });
+
+      registerBackendProvider({ ...test, start: async () => 'it would not start (a test)' });
+      const failed = await initBackend({ backend: 'auto' });
+      expect(failed.backend).toBe('wasm');
+      expect(failed.candidates[0]).toEqual({ name: 'webgl', status: 'failed', reason: 'it would not start (a test)' });
+    } finally {
+      registerBackendProvider(builtin);
+    }
+    expect(backendProviders().map((p) => p.name)).toEqual([...BACKEND_NAMES]);
+    expect(() => registerBackendProvider({ ...test, name: 'metal' as 'webgl' })).toThrow(/'metal' is not a backend name/);
   });
 });
 
