@@ -168,6 +168,22 @@ describe('ofm bench perf', () => {
     expect(checkLoad([0.5, 1], 2).ok).toBe(true);
   });
 
+  it('--backend webgpu (Mesa llvmpipe here): every workload runs, labelled software', async () => {
+    const out = join(dir, 'webgpu.json');
+    const missing = join(dir, 'no-such-python');
+    const r = await ofm(['bench', 'perf', '--backend', 'webgpu', '--spec', specPath, '--python', missing, '--steps', '1', '--warmup', '0', '--ddim-reps', '1', '--conv-reps', '1', '--rounds', '1', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout) as PerfJson;
+    expect(json.ours).toMatchObject({ backend: 'webgpu', software_adapter: true });
+    expect(json.ours.device).toMatch(/^software adapter: /);
+    expect(json.train!.ours.losses).toHaveLength(1);
+    expect(Number.isFinite(json.train!.ours.losses[0])).toBe(true);
+    expect(json.notes.join('\n')).toMatch(/software adapter .*not GPU speed/);
+    expect(json.ddim!.ours.median).toBeGreaterThan(0);
+    for (const row of json.conv!.rows) expect(row.ours_gflops).toBeGreaterThan(0);
+    expect(formatPerfTable(json)).toMatch(/^ofm bench perf: webgpu \(on a software adapter: .+: not GPU speed\)/);
+  });
+
   it('rejects a missing spec and an unknown workload with exit code 2', async () => {
     const noSpec = await ofm(['bench', 'perf', '--spec', join(dir, 'nope.json')]);
     expect(noSpec.code).toBe(2);

@@ -23,6 +23,8 @@ const KEYS = [
   'simd',
   'threads',
   'customKernels',
+  'detail',
+  'adapter',
   'candidates',
   'nodeVersion',
   'platform',
@@ -62,12 +64,16 @@ describe('ofm info', () => {
     });
     expect(info.candidates.map((c: { name: string; status: string }) => [c.name, c.status])).toEqual([
       ['tensorflow-gpu', 'skipped'],
+      ['webgpu', 'skipped'],
       ['tensorflow', 'skipped'],
+      ['webgl', 'skipped'],
       ['wasm', 'chosen'],
       ['cpu', 'not-tried'],
     ]);
     expect(info.candidates[0].reason).toMatch(/not installed.*@tensorflow\/tfjs-node-gpu/);
-    expect(info.candidates[1].reason).toMatch(/not installed.*@tensorflow\/tfjs-node\b/);
+    expect(info.candidates[1].reason).toMatch(/^no GPU adapter \(.+\); a software adapter is used only when asked for \(--backend webgpu\)$/);
+    expect(info.candidates[2].reason).toMatch(/not installed.*@tensorflow\/tfjs-node\b/);
+    expect(info).toMatchObject({ detail: 'SIMD, 1 thread', adapter: null });
     expect(info.ofmVersion).toMatch(/^\d+\.\d+\.\d+/);
     expect(info.cpuCount).toBeGreaterThan(0);
     expect(info.rssBytes).toBeGreaterThan(10 * 2 ** 20);
@@ -84,7 +90,7 @@ describe('ofm info', () => {
     ]);
     const flag = JSON.parse(flagRun.stdout);
     expect(flag).toMatchObject({ backend: 'cpu', requested: 'cpu', requestSource: 'option', threads: 1, customKernels: [] });
-    expect(flag.candidates.map((c: { status: string }) => c.status)).toEqual(['not-tried', 'not-tried', 'not-tried', 'chosen']);
+    expect(flag.candidates.map((c: { status: string }) => c.status)).toEqual(['not-tried', 'not-tried', 'not-tried', 'not-tried', 'not-tried', 'chosen']);
 
     const env = JSON.parse(envRun.stdout);
     expect(env).toMatchObject({ backend: 'cpu', requestSource: 'env' });
@@ -101,16 +107,34 @@ describe('ofm info', () => {
     expect(stdout).toMatch(new RegExp(`^custom kernels\\s+${WASM_CUSTOM_KERNELS.join(', ')}$`, 'm'));
     expect(stdout).toMatch(/^node\s+v\d+\.\d+\.\d+/m);
     expect(stdout).toMatch(/^memory\s+process RSS [\d.]+ MiB .* total, [\d.]+ [KMGT]iB free$/m);
+    // How to get a GPU backend, with the install lines.
+    expect(stdout).toMatch(/^ {2}tensorflow-gpu {2}npm install @tensorflow\/tfjs-node-gpu@4\.22\.0: libtensorflow 2\.9\.1 for CUDA 11\.2/m);
+    expect(stdout).toMatch(/^ {2}webgpu {10}npm install webgpu@0\.6\.2 @tensorflow\/tfjs-backend-webgpu@4\.22\.0: Dawn on Vulkan, Metal or D3D12/m);
+    expect(stdout).toContain('apt-get install -y libegl1 libgles2 libgl1-mesa-dri');
+  });
+
+  it('--backend webgpu: the adapter (here Mesa llvmpipe, software) with its limits', async () => {
+    const [json, text] = await Promise.all([ofm(['info', '--json', '--backend', 'webgpu']), ofm(['info', '--backend', 'webgpu'])]);
+    expect(json.code, json.stderr).toBe(0);
+    const info = JSON.parse(json.stdout);
+    expect(info).toMatchObject({ backend: 'webgpu', tfjsBackend: 'webgpu', requested: 'webgpu' });
+    expect(info.adapter).toMatchObject({ software: true, featureLevel: 'compatibility' });
+    expect(`${info.adapter.device} ${info.adapter.description}`).toMatch(/llvmpipe|Mesa/);
+    for (const key of ['maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize']) {
+      expect(info.adapter.limits[key]).toBeGreaterThan(0);
+    }
+    expect(text.stdout).toMatch(/^adapter\s+.+ \(software: runs on the CPU, for tests only\)$/m);
+    expect(text.stdout).toMatch(/^\s+maxBufferSize [\d.]+ [KMG]iB, maxStorageBufferBindingSize [\d.]+ [KMG]iB, maxComputeWorkgroupStorageSize [\d.]+ KiB$/m);
   });
 
   it('rejects an unknown backend name with exit code 2 and the valid names', async () => {
-    const [flag, env] = await Promise.all([ofm(['info', '--backend', 'gpu']), ofm(['info'], { OFM_BACKEND: 'webgl' })]);
+    const [flag, env] = await Promise.all([ofm(['info', '--backend', 'gpu']), ofm(['info'], { OFM_BACKEND: 'metal' })]);
     expect(flag.code).toBe(2);
     expect(flag.stdout).toBe('');
-    expect(flag.stderr).toMatch(/--backend 'gpu' is not a backend; use one of: auto, tensorflow-gpu, tensorflow, wasm, cpu/);
+    expect(flag.stderr).toMatch(/--backend 'gpu' is not a backend; use one of: auto, tensorflow-gpu, webgpu, tensorflow, webgl, wasm, cpu/);
 
     expect(env.code).toBe(2);
-    expect(env.stderr).toMatch(/Unknown tfjs backend 'webgl' \(from the OFM_BACKEND environment variable\)/);
+    expect(env.stderr).toMatch(/Unknown tfjs backend 'metal' \(from the OFM_BACKEND environment variable\)/);
   });
 });
 

@@ -23,10 +23,13 @@ export function mapPeak(map: Float32Array, size: number): PageDetection['peak'] 
   return { x: best % size, y: Math.floor(best / size), value: map[best]! };
 }
 
-/** Detect anomalies in one model-size image (no task id: the detector routes it to a class). */
-export function detectOne(detector: ContinualDetector, input: Float32Array): PageDetection {
+/**
+ * Detect anomalies in one model-size image (no task id: the detector routes it to a class). Reads
+ * the results asynchronously, so the page stays responsive while a GPU backend computes.
+ */
+export async function detectOne(detector: ContinualDetector, input: Float32Array): Promise<PageDetection> {
   const started = performance.now();
-  const [d] = detector.detect([input], { reconstructions: true });
+  const [d] = await detector.detectAsync([input], { reconstructions: true });
   const ms = performance.now() - started;
   return {
     score: d!.score,

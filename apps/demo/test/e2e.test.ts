@@ -123,6 +123,13 @@ describe('web demo in headless Chromium', () => {
   it('loads the exported model and localises a defect inside its ground truth', async () => {
     expect(await openModel('model/')).toBe('ready');
     expect(await page.getByTestId('known-classes').innerText()).toContain('tiles');
+    // The backend registry of @ofm/tensor chose it: no GPU here (--disable-gpu), so WebGPU and
+    // WebGL were passed over, each with its reason, and wasm runs.
+    const backend = page.getByTestId('backend');
+    expect(await backend.innerText()).toMatch(/tfjs backend: wasm \(SIMD, 1 thread\)/);
+    const notes = (await backend.getAttribute('title')) ?? '';
+    expect(notes).toMatch(/^webgpu: .+/m);
+    expect(notes).toMatch(/^webgl: .+/m);
     const good = await detect(join(data, 'tiles', 'test', 'good', '000.png'), '000.png');
     await expect.poll(() => page.getByTestId('verdict').innerText()).toMatch(/normal/i);
     const hole = join(dir, 'hole.png');

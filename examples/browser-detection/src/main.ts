@@ -1,7 +1,8 @@
 /**
- * Anomaly detection in a browser page: start tfjs's WebAssembly backend (the binaries are bundled
- * by Vite as assets), load a detector checkpoint over HTTP, and for each image the user picks show
- * the calibrated score and the anomaly heatmap. `@ofm/detector` and `@ofm/datasets` resolve to
+ * Anomaly detection in a browser page: start the fastest tfjs backend the browser offers (WebGPU
+ * on a GPU, then WebGL, then WebAssembly, whose binaries are bundled by Vite as assets), load a
+ * detector checkpoint over HTTP, and for each image the user picks show the calibrated score and
+ * the anomaly heatmap. `@ofm/detector` and `@ofm/datasets` resolve to
  * their browser entry points (the `browser` export condition), which leave out fs and sharp.
  */
 import { decodeImageInBrowser } from '@ofm/datasets';
@@ -31,8 +32,9 @@ function draw(canvas: HTMLCanvasElement, size: number, pixel: (i: number) => [nu
 }
 
 try {
+  // tfjs-backend-webgpu registers itself on import, where the browser has WebGPU.
+  if ('gpu' in navigator) await import('@tensorflow/tfjs-backend-webgpu');
   const backend = await initBackend({
-    backend: 'wasm',
     wasmPaths: {
       'tfjs-backend-wasm.wasm': wasmPlain,
       'tfjs-backend-wasm-simd.wasm': wasmSimd,
@@ -48,7 +50,8 @@ try {
     if (!file) return;
     try {
       const image = await decodeImageInBrowser(file, { size });
-      const [found] = detector.detect([image.data]);
+      // Asynchronous reads keep the page responsive while a GPU computes.
+      const [found] = await detector.detectAsync([image.data]);
       const { map, score, className } = found!;
       draw(document.querySelector('#input')!, size, (i) => [image.data[3 * i]!, image.data[3 * i + 1]!, image.data[3 * i + 2]!]);
       // Map values are calibrated like scores: 0 is the normal mean, 6 and above saturate.

@@ -10,7 +10,7 @@
  * where the nearest Gaussian prototype routed 0.86 (a broad class swallowed images of a tight one
  * whose test crops came from another part of the photograph; packages/detector/README.md).
  */
-import { tf } from '@ofm/tensor';
+import { type Reads, readSync, tf } from '@ofm/tensor';
 
 /** Grid side of the colour layout part of the descriptor. */
 const GRID = 4;
@@ -27,8 +27,13 @@ const TEXTURE_SCALES = 4;
  * `[N, H, W, 3]` in [0, 1], any size of at least 8 pixels.
  */
 export function describeImages(images: tf.Tensor4D): Float32Array[] {
+  return readSync(describeImagesReads(images));
+}
+
+/** {@link describeImages} as a {@link Reads} computation (for asynchronous reads). */
+export function* describeImagesReads(images: tf.Tensor4D): Reads<Float32Array[]> {
   const [n, h, w] = images.shape;
-  const data = tf.tidy(() => {
+  const descriptors = tf.tidy(() => {
     // Resample to a fixed 32x32 first so any image size pools to the same 4x4 layout.
     const fixed = tf.image.resizeBilinear(images, [GRID * 8, GRID * 8]);
     const pooled = tf.avgPool(fixed, [8, 8], [8, 8], 'valid');
@@ -53,9 +58,16 @@ export function describeImages(images: tf.Tensor4D): Float32Array[] {
       texture.push(tf.stack([tf.mean(tf.abs(gx), [1, 2, 3]), tf.mean(tf.abs(gy), [1, 2, 3]), lumaSpread], 1));
       if (lh >= 4 && lw >= 4) level = tf.avgPool(level, 2, 2, 'valid');
     }
-    return tf.concat([layout, tf.mul(gradient, 4), spread, ...texture], 1).arraySync() as number[][];
+    return tf.concat([layout, tf.mul(gradient, 4), spread, ...texture], 1) as tf.Tensor2D;
   });
-  return data.map((row) => Float32Array.from(row));
+  let values: Float32Array;
+  try {
+    values = (yield descriptors) as Float32Array;
+  } finally {
+    descriptors.dispose();
+  }
+  const d = descriptors.shape[1];
+  return Array.from({ length: n }, (_, i) => values.slice(i * d, (i + 1) * d));
 }
 
 /**

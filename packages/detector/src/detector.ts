@@ -33,17 +33,17 @@ import {
   type StepResult,
 } from '@ofm/diffusion';
 import { auroc, aurocStandardError } from '@ofm/metrics';
-import { type Ctx, ParamStore, Rng, context, tf } from '@ofm/tensor';
+import { type Ctx, ParamStore, type Reads, Rng, canReadSync, context, readAsync, readSync, tf } from '@ofm/tensor';
 import {
   type ClassCalibration,
-  describeImages,
+  describeImagesReads,
   fitClassCalibration,
   routeImages,
 } from './calibration';
 import { type DetectorConfig, type DetectorConfigInput, resolveDetectorConfig, unetConfigOf } from './config';
 import { type Evaluation, type TestImage, evaluateDetector } from './evaluate';
 import { type FeatureExtractor, FilterBankExtractor, PixelExtractor } from './features';
-import { anomalyMap, imageScores, scoreReduction } from './maps';
+import { anomalyMap, imageScoresReads, scoreReduction } from './maps';
 import type { SnapshotPolicy, TrainSnapshot } from './snapshot';
 
 /** A class the detector has learned: what detection needs to serve it. */
@@ -353,6 +353,14 @@ export class ContinualDetector {
         if (bad >= 0) throw new Error(`class '${cls}': training image ${i} holds ${img[bad]} at value ${bad}; images must be finite RGB in [0, 1]`);
       });
     }
+    if (!this.perTask && c.continual.projection !== 'none' && !canReadSync()) {
+      // Gradient projection reads every layer's inputs synchronously, inside the forward pass.
+      throw new Error(
+        `continual.weights 'shared' with projection '${c.continual.projection}' reads layer inputs synchronously, which the ` +
+          `'${tf.getBackend()}' backend in Node.js cannot; use per-task weights (continual.weights 'per-task', the default), ` +
+          "projection 'none', or another backend (wasm)",
+      );
+    }
     const rng = new Rng(c.seed).fork(`task-${index}`);
     const split = splitValidation(task, c.validation, rng.fork('split'));
     const projection = index === 0 || this.perTask ? 'none' : c.continual.projection;
@@ -512,7 +520,8 @@ export class ContinualDetector {
         let amnLoss: tf.Scalar | null = null;
         let result: StepResult;
         try {
-          result = trainer.step(clean, {
+          // Asynchronous reads: the same numbers, and the only kind WebGPU has in Node.js.
+          result = await trainer.stepAsync(clean, {
             t,
             control: this.amn
               ? (nctx) => {
@@ -584,11 +593,15 @@ export class ContinualDetector {
 
   /** Reconstructions (HWC in [0, 1], as a tensor) of images in [0, 1]. */
   reconstructBatch(images01: tf.Tensor4D, tStart: number, tapCtx?: Ctx, sample = 0): tf.Tensor4D {
+    return readSync(this.reconstructReads(images01, tStart, tapCtx, sample));
+  }
+
+  private *reconstructReads(images01: tf.Tensor4D, tStart: number, tapCtx?: Ctx, sample = 0): Reads<tf.Tensor4D> {
     const c = this.config;
     // Each image's noise is seeded by its own pixels (and the config seed and the sample index):
     // its reconstruction, map and score are the same whatever batch it is detected in, and
     // independent of the others'.
-    const seeds = imageSeeds(images01, c.seed + sample);
+    const seeds = yield* imageSeedsReads(images01, c.seed + sample);
     return tf.tidy(() => {
       const x = tf.sub(tf.mul(images01, 2), 1) as tf.Tensor4D;
       const control = this.control(x, tapCtx);
@@ -609,15 +622,20 @@ export class ContinualDetector {
    * start timestep, or (fused) the mean over its start timesteps of each map standardised by that
    * start's normal statistics. The reconstruction kept is the first start timestep's.
    */
-  private rawMaps(images01: tf.Tensor4D, plan: StartPlan, keepRecon = false): { maps: tf.Tensor3D; scores: Float32Array; recon?: tf.Tensor4D } {
+  private *rawMaps(
+    images01: tf.Tensor4D,
+    plan: StartPlan,
+    keepRecon = false,
+  ): Reads<{ maps: tf.Tensor3D; scores: Float32Array; recon?: tf.Tensor4D }> {
+    const reduction = scoreReduction(this.config.map);
     if (!plan.fused) {
-      const { maps, recon } = this.sampleMaps(images01, plan.tStart, keepRecon);
-      return { maps, scores: imageScores(maps, scoreReduction(this.config.map)), recon };
+      const { maps, recon } = yield* this.sampleMaps(images01, plan.tStart, keepRecon);
+      return { maps, scores: yield* imageScoresReads(maps, reduction), recon };
     }
     let sum: tf.Tensor3D | undefined;
     let kept: tf.Tensor4D | undefined;
     for (const [k, f] of plan.fused.entries()) {
-      const { maps, recon } = this.sampleMaps(images01, f.tStart, keepRecon && k === 0);
+      const { maps, recon } = yield* this.sampleMaps(images01, f.tStart, keepRecon && k === 0);
       if (recon) kept = recon;
       const next = tf.tidy(() => {
         const z = tf.div(tf.sub(maps, f.pixelMean), f.pixelStd);
@@ -628,7 +646,7 @@ export class ContinualDetector {
     }
     const maps = tf.div(sum!, plan.fused.length) as tf.Tensor3D;
     sum!.dispose();
-    return { maps, scores: imageScores(maps, scoreReduction(this.config.map)), recon: kept };
+    return { maps, scores: yield* imageScoresReads(maps, reduction), recon: kept };
   }
 
   /**
@@ -636,13 +654,13 @@ export class ContinualDetector {
    * `reconstruction.samples` reconstructions with independent noise (the reconstruction kept is
    * the first).
    */
-  private sampleMaps(images01: tf.Tensor4D, tStart: number, keepRecon: boolean): { maps: tf.Tensor3D; recon?: tf.Tensor4D } {
+  private *sampleMaps(images01: tf.Tensor4D, tStart: number, keepRecon: boolean): Reads<{ maps: tf.Tensor3D; recon?: tf.Tensor4D }> {
     const samples = this.config.reconstruction.samples ?? 1;
     const mapOptions = { aggregate: this.config.map.aggregate, blurSigma: this.config.map.blurSigma };
-    const recon = this.reconstructBatch(images01, tStart);
+    const recon = yield* this.reconstructReads(images01, tStart);
     let maps = anomalyMap(this.extractor, images01, recon, mapOptions);
     for (let k = 1; k < samples; k++) {
-      const other = this.reconstructBatch(images01, tStart, undefined, k);
+      const other = yield* this.reconstructReads(images01, tStart, undefined, k);
       const sum = tf.tidy(() => tf.add(maps, anomalyMap(this.extractor, images01, other, mapOptions)) as tf.Tensor3D);
       tf.dispose([maps, other]);
       maps = sum;
@@ -700,7 +718,7 @@ export class ContinualDetector {
       });
     }
     const chosen = chooseStartTimestep(selection, labels);
-    const descriptors = this.describe(train);
+    const descriptors = await readAsync(this.describe(train));
     const plan: StartPlan = c.reconstruction.fuse === false ? { tStart: selection[chosen]!.tStart } : { tStart: selection[chosen]!.tStart, fused };
     // The calibration is of the maps detection will make: the chosen start's, or the fused ones
     // (one more pass over the held-out normals; the fused maps of the synthetic anomalies are not needed).
@@ -730,22 +748,25 @@ export class ContinualDetector {
       throwIfAborted(signal);
       const chunk = images.slice(i, i + b);
       const x = to01Batch(chunk, size);
-      const { maps, scores: s } = this.rawMaps(x, plan);
+      const { maps, scores: s } = await readAsync(this.rawMaps(x, plan));
       scores.set(s, i);
-      mapValues.set(maps.dataSync(), i * size * size);
+      mapValues.set(await maps.data(), i * size * size);
       maps.dispose();
       x.dispose();
     }
     return { scores, mapValues };
   }
 
-  private describe(images: Float32Array[]): Float32Array[] {
+  private *describe(images: Float32Array[]): Reads<Float32Array[]> {
     const out: Float32Array[] = [];
     const b = 64;
     for (let i = 0; i < images.length; i += b) {
       const x = to01Batch(images.slice(i, i + b), this.config.imageSize);
-      out.push(...describeImages(x));
-      x.dispose();
+      try {
+        out.push(...(yield* describeImagesReads(x)));
+      } finally {
+        x.dispose();
+      }
     }
     return out;
   }
@@ -785,6 +806,18 @@ export class ContinualDetector {
    * calibration. `className` skips the routing: every image is taken as that class.
    */
   detect(images: Float32Array[], opts: { reconstructions?: boolean; className?: string } = {}): Detection[] {
+    return readSync(this.detectReads(images, opts));
+  }
+
+  /**
+   * {@link ContinualDetector.detect} reading results asynchronously: the same detections, on every
+   * backend (WebGPU in Node.js can only read asynchronously).
+   */
+  detectAsync(images: Float32Array[], opts: { reconstructions?: boolean; className?: string } = {}): Promise<Detection[]> {
+    return readAsync(this.detectReads(images, opts));
+  }
+
+  private *detectReads(images: Float32Array[], opts: { reconstructions?: boolean; className?: string }): Reads<Detection[]> {
     if (this.classes.length === 0) throw new Error('the detector has learned no class yet; learn a task first');
     const given = opts.className === undefined ? undefined : this.classOf(opts.className);
     if (opts.className !== undefined && !given) {
@@ -796,7 +829,7 @@ export class ContinualDetector {
         throw new Error(`detect: images must be ${size}x${size} RGB (${size * size * 3} values), got ${img.length}`);
       }
     }
-    const routed = given ? images.map(() => given) : this.routeIndices(images).map((k) => this.classes[k]!);
+    const routed = given ? images.map(() => given) : (yield* this.routeIndices(images)).map((k) => this.classes[k]!);
     const results = new Array<Detection>(images.length);
     // Group by the weights and start timestep the routed class needs, so each group reconstructs in batches.
     // (Fused classes standardise with their own statistics: one group per class.)
@@ -814,9 +847,9 @@ export class ContinualDetector {
       for (let k = 0; k < indices.length; k += b) {
         const idx = indices.slice(k, k + b);
         const x = to01Batch(idx.map((i) => images[i]!), size);
-        const { maps, scores, recon } = this.rawMaps(x, plan, opts.reconstructions);
-        const mapData = maps.dataSync();
-        const reconData = recon?.dataSync();
+        const { maps, scores, recon } = yield* this.rawMaps(x, plan, opts.reconstructions);
+        const mapData = (yield maps) as Float32Array;
+        const reconData = recon ? ((yield recon) as Float32Array) : undefined;
         idx.forEach((i, j) => {
           const cal = routed[i]!.calibration;
           const raw = mapData.subarray(j * size * size, (j + 1) * size * size);
@@ -841,12 +874,12 @@ export class ContinualDetector {
   /** The learned class each image (HWC RGB in [0, 1] at the model size) is routed to, by name. */
   route(images: Float32Array[]): string[] {
     if (this.classes.length === 0) throw new Error('the detector has learned no class yet; learn a task first');
-    return this.routeIndices(images).map((k) => this.classes[k]!.className);
+    return readSync(this.routeIndices(images)).map((k) => this.classes[k]!.className);
   }
 
-  private routeIndices(images: Float32Array[]): number[] {
+  private *routeIndices(images: Float32Array[]): Reads<number[]> {
     const calibrations = this.classes.map((c) => c.calibration);
-    return routeImages(this.describe(images), calibrations);
+    return routeImages(yield* this.describe(images), calibrations);
   }
 
   /**
@@ -922,8 +955,8 @@ export function chooseStartTimestep(
 }
 
 /** One noise seed per image of `[N, H, W, C]`: FNV-1a over its float32 bits, mixed with `seed`. */
-function imageSeeds(images: tf.Tensor4D, seed: number): number[] {
-  const bits = new Uint32Array((images.dataSync() as Float32Array).slice().buffer);
+function* imageSeedsReads(images: tf.Tensor4D, seed: number): Reads<number[]> {
+  const bits = new Uint32Array(((yield images) as Float32Array).slice().buffer);
   const per = bits.length / images.shape[0];
   return Array.from({ length: images.shape[0] }, (_, i) => {
     let h = (0x811c9dc5 ^ (seed >>> 0)) >>> 0;

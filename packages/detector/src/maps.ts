@@ -2,7 +2,7 @@
  * Anomaly maps: where an input and its "normal" reconstruction differ, measured in the space of a
  * {@link FeatureExtractor}, per layer, upsampled to the image size, aggregated, smoothed.
  */
-import { tf } from '@ofm/tensor';
+import { type Reads, readSync, tf } from '@ofm/tensor';
 import { type FeatureExtractor, gaussianBlur } from './features';
 
 /** Options of {@link anomalyMap}. */
@@ -66,18 +66,28 @@ export function scoreReduction(map: { score: ScoreReduction['kind']; topFraction
 
 /** Image scores `[N]` from maps `[N, H, W]` (see {@link ScoreReduction}). */
 export function imageScores(maps: tf.Tensor3D, reduction: ScoreReduction = { kind: 'max' }): Float32Array {
-  return tf.tidy(() => {
+  return readSync(imageScoresReads(maps, reduction));
+}
+
+/** {@link imageScores} as a {@link Reads} computation (for asynchronous reads). */
+export function* imageScoresReads(maps: tf.Tensor3D, reduction: ScoreReduction = { kind: 'max' }): Reads<Float32Array> {
+  const scores = tf.tidy(() => {
     const [n, h, w] = maps.shape;
     const flat = maps.reshape([n, h * w]) as tf.Tensor2D;
     switch (reduction.kind) {
       case 'max':
-        return tf.max(flat, 1).dataSync() as Float32Array;
+        return tf.max(flat, 1);
       case 'max-minus-mean':
-        return tf.sub(tf.max(flat, 1), tf.mean(flat, 1)).dataSync() as Float32Array;
+        return tf.sub(tf.max(flat, 1), tf.mean(flat, 1));
       case 'topk-mean': {
         const k = Math.max(1, Math.round(reduction.fraction * h * w));
-        return tf.mean(tf.topk(flat, k).values, 1).dataSync() as Float32Array;
+        return tf.mean(tf.topk(flat, k).values, 1);
       }
     }
   });
+  try {
+    return (yield scores) as Float32Array;
+  } finally {
+    scores.dispose();
+  }
 }

@@ -114,7 +114,8 @@ export async function evaluateClass(
     if (signal?.aborted) throw abortError();
     const chunk = await Promise.all(refs.slice(i, i + batch).map((r) => dataset.load(r)));
     if (signal?.aborted) throw abortError();
-    const found = detector.detect(
+    // Asynchronous reads: the same detections, and the only kind WebGPU has in Node.js.
+    const found = await detector.detectAsync(
       chunk.map((s) => s.image),
       { reconstructions: true },
     );

@@ -18,7 +18,7 @@
  * cost: tfjs clones share data). Either way {@link NonFiniteError} says which step, the loss and
  * the first parameter at fault, and the trainer stands exactly where it stood before the step.
  */
-import { type ParamStore, Rng, tf } from '@ofm/tensor';
+import { type ParamStore, type Reads, Rng, readAsync, readSync, tf } from '@ofm/tensor';
 import { AdamW, type AdamWOptions } from './adamw';
 import { Ema, type EmaOptions } from './ema';
 import type { NoiseSchedule, Timesteps } from './schedule';
@@ -278,6 +278,15 @@ export class DiffusionTrainer {
    * are drawn from the stream of step `stepCount` unless given.
    */
   computeGradients(batch: tf.Tensor4D, opts: StepOptions = {}): Gradients {
+    return readSync(this.gradientsReads(batch, opts));
+  }
+
+  /** {@link DiffusionTrainer.computeGradients} reading the losses asynchronously (every backend, WebGPU in Node.js too). */
+  computeGradientsAsync(batch: tf.Tensor4D, opts: StepOptions = {}): Promise<Gradients> {
+    return readAsync(this.gradientsReads(batch, opts));
+  }
+
+  private *gradientsReads(batch: tf.Tensor4D, opts: StepOptions): Reads<Gradients> {
     const n = batch.shape[0];
     const rng = new Rng(this.seed).fork(`step ${this.steps}`);
     const t = opts.t !== undefined ? this.schedule.batchTimesteps(opts.t, n) : Array.from({ length: n }, () => rng.int(this.schedule.T));
@@ -293,7 +302,7 @@ export class DiffusionTrainer {
     try {
       for (let start = 0; start < n; start += size) {
         const end = Math.min(start + size, n);
-        const part = this.chunkGradients(batch, noise, t, start, end, opts);
+        const part = yield* this.chunkGradients(batch, noise, t, start, end, opts);
         const w = (end - start) / n;
         total.loss += w * part.loss;
         total.diffusionLoss += w * part.diffusionLoss;
@@ -320,14 +329,14 @@ export class DiffusionTrainer {
    * Loss and gradients of samples `[start, end)`, each loss term scaled by the slice's share of the
    * batch so that summing the slices' gradients gives the whole batch's.
    */
-  private chunkGradients(
+  private *chunkGradients(
     batch: tf.Tensor4D,
     noise: tf.Tensor4D,
     t: number[],
     start: number,
     end: number,
     opts: StepOptions,
-  ): Gradients {
+  ): Reads<Gradients> {
     const n = batch.shape[0];
     const whole = start === 0 && end === n;
     const slice = (x: tf.Tensor4D) => (whole ? x : (tf.slice(x, start, end - start) as tf.Tensor4D));
@@ -360,8 +369,8 @@ export class DiffusionTrainer {
       }, varList);
       const out: Record<string, tf.Tensor> = {};
       for (const [varName, g] of Object.entries(grads)) out[nameOf.get(varName)!] = g;
-      const diffusion = diffusionLoss!.dataSync()[0]!;
-      const extra = extraLoss?.dataSync()[0];
+      const diffusion = (yield diffusionLoss!)[0]!;
+      const extra = extraLoss ? (yield extraLoss)[0] : undefined;
       value.dispose();
       return { loss: diffusion + (extra ?? 0), diffusionLoss: diffusion, extraLoss: extra, grads: out };
     } finally {
@@ -378,18 +387,30 @@ export class DiffusionTrainer {
    * they were.
    */
   step(batch: tf.Tensor4D, opts: StepOptions = {}): StepResult {
+    return readSync(this.stepReads(batch, opts));
+  }
+
+  /**
+   * {@link DiffusionTrainer.step} reading losses and norms asynchronously: the same numbers, and the
+   * only way to train on the WebGPU backend in Node.js (it cannot read synchronously).
+   */
+  stepAsync(batch: tf.Tensor4D, opts: StepOptions = {}): Promise<StepResult> {
+    return readAsync(this.stepReads(batch, opts));
+  }
+
+  private *stepReads(batch: tf.Tensor4D, opts: StepOptions): Reads<StepResult> {
     const start = performance.now();
     const step = this.steps;
     const info: HookInfo = { step };
-    const { loss, diffusionLoss, extraLoss, grads } = this.computeGradients(batch, opts);
+    const { loss, diffusionLoss, extraLoss, grads } = yield* this.gradientsReads(batch, opts);
     const afterGradients = performance.now();
     let gradNorm = Number.NaN;
     try {
-      if (!Number.isFinite(loss)) throw this.nonFinite({ step, kind: 'loss', loss, layer: firstNonFinite(grads) });
+      if (!Number.isFinite(loss)) throw this.nonFinite({ step, kind: 'loss', loss, layer: yield* firstNonFiniteReads(grads) });
       if (this.transformGradients) this.replace(grads, this.transformGradients(grads, info), 'transformGradients');
-      gradNorm = globalNorm(Object.values(grads));
+      gradNorm = yield* globalNormReads(Object.values(grads));
       // A finite norm means finite gradients (an overflowing sum of squares counts as a fault too).
-      if (!Number.isFinite(gradNorm)) throw this.nonFinite({ step, kind: 'gradient', loss, layer: firstNonFinite(grads) });
+      if (!Number.isFinite(gradNorm)) throw this.nonFinite({ step, kind: 'gradient', loss, layer: yield* firstNonFiniteReads(grads) });
       if (this.clipGradNorm !== undefined && gradNorm > this.clipGradNorm) {
         const scale = this.clipGradNorm / (gradNorm + 1e-6);
         for (const [name, g] of Object.entries(grads)) {
@@ -406,7 +427,7 @@ export class DiffusionTrainer {
     const undo = this.savePoint(updated);
     try {
       this.applyUpdate(grads, info);
-      const bad = firstNonFinite(Object.fromEntries(updated.map((name) => [name, this.vars.get(name)!])));
+      const bad = yield* firstNonFiniteReads(Object.fromEntries(updated.map((name) => [name, this.vars.get(name)!])));
       if (bad !== null) throw this.nonFinite({ step, kind: 'update', loss, layer: bad });
     } catch (e) {
       undo.restore();
@@ -533,17 +554,43 @@ function checkShape(hook: string, name: string, got: tf.Tensor, want: tf.Tensor)
  * squares overflows, or null; one read-back for all of them.
  */
 export function firstNonFinite(tensors: Readonly<Record<string, tf.Tensor>>): string | null {
+  return readSync(firstNonFiniteReads(tensors));
+}
+
+function* firstNonFiniteReads(tensors: Readonly<Record<string, tf.Tensor>>): Reads<string | null> {
   const names = Object.keys(tensors);
   if (names.length === 0) return null;
-  const sums = tf.tidy(() => tf.stack(names.map((n) => tf.sum(tf.square(tensors[n]!)))).dataSync());
-  const i = sums.findIndex((v) => !Number.isFinite(v));
+  const stacked = tf.tidy(() => tf.stack(names.map((n) => tf.sum(tf.square(tensors[n]!)))));
+  let sums: ArrayLike<number>;
+  try {
+    sums = yield stacked;
+  } finally {
+    stacked.dispose();
+  }
+  const i = Array.prototype.findIndex.call(sums, (v: number) => !Number.isFinite(v));
   return i < 0 ? null : names[i]!;
 }
 
 /** sqrt(Σ‖g‖²) over all tensors, as a number. */
 export function globalNorm(tensors: readonly tf.Tensor[]): number {
+  return readSync(globalNormReads(tensors));
+}
+
+function* globalNormReads(tensors: readonly tf.Tensor[]): Reads<number> {
   if (tensors.length === 0) return 0;
-  return tf.tidy(() => tf.sqrt(tf.addN(tensors.map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
+  const norm = tf.tidy(() => {
+    // addN over at most 7 inputs at a time, carrying the total (the same order of additions as one
+    // addN): WebGPU binds the inputs and the output as storage buffers, at most 8 per shader by default.
+    const squares = tensors.map((g) => tf.sum(tf.square(g)));
+    let total = squares[0]!;
+    for (let i = 1; i < squares.length; i += 6) total = tf.addN([total, ...squares.slice(i, i + 6)]);
+    return tf.sqrt(total);
+  });
+  try {
+    return (yield norm)[0]!;
+  } finally {
+    norm.dispose();
+  }
 }
 
 function disposeAll(record: Record<string, tf.Tensor>): void {

@@ -45,6 +45,36 @@ async function gradientsOn(backend: 'cpu' | 'wasm'): Promise<Map<string, Float32
   return out;
 }
 
+describe('stepAsync', () => {
+  it('gives the numbers of step (same losses, norm and weights), reading asynchronously', async () => {
+    await useBackend('wasm');
+    const run = async (asynchronous: boolean) => {
+      const store = new ParamStore(31);
+      const unet = new UNet(store, CONTROLLED).init();
+      const trainer = new DiffusionTrainer({ unet, schedule: new NoiseSchedule(), optimizer: { lr: 1e-2 }, clipGradNorm: 0.5 });
+      const results = [];
+      for (let i = 0; i < 2; i++) {
+        const { x, control, noise, t } = fixedInputs(40 + i);
+        results.push(asynchronous ? await trainer.stepAsync(x, { control, noise, t }) : trainer.step(x, { control, noise, t }));
+        tf.dispose([x, control, noise]);
+      }
+      const weights = snapshot(store, unet.paramNames());
+      trainer.dispose();
+      store.dispose();
+      return { results, weights };
+    };
+    const sync = await run(false);
+    const viaAsync = await run(true);
+    for (const [i, r] of sync.results.entries()) {
+      const a = viaAsync.results[i]!;
+      expect([a.step, a.loss, a.diffusionLoss, a.gradNorm]).toEqual([r.step, r.loss, r.diffusionLoss, r.gradNorm]);
+    }
+    // The clip (at 0.5) acted, so the norm read asynchronously steered the update.
+    expect(sync.results[0]!.gradNorm).toBeGreaterThan(0.5);
+    for (const [name, w] of sync.weights) expect(Array.from(viaAsync.weights.get(name)!), name).toEqual(Array.from(w));
+  });
+});
+
 describe('gradients on cpu and wasm', () => {
   it('reach every trainable parameter (non-zero), and the two backends agree', async () => {
     const cpu = await gradientsOn('cpu');

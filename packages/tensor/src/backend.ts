@@ -2,20 +2,27 @@
  * Backend selection for tfjs: the fastest backend that works on this machine, and a report of
  * why the others were not used.
  *
- * Preference order: `tensorflow-gpu` (@tensorflow/tfjs-node-gpu) > `tensorflow`
- * (@tensorflow/tfjs-node) > `wasm` (@tensorflow/tfjs-backend-wasm with the kernels of
- * `./kernels`) > `cpu` (pure JS, ~200x slower than wasm for training).
+ * Backends live in a registry ({@link registerBackendProvider}): each has a name, a priority, an
+ * availability check that says why not, a start, and the registration of this project's kernels
+ * for it. {@link initBackend} walks the registry by priority. The built-in order:
+ * `tensorflow-gpu` (@tensorflow/tfjs-node-gpu) > `webgpu` on a GPU (@tensorflow/tfjs-backend-webgpu;
+ * in Node.js through Dawn, the `webgpu` package) > `tensorflow` (@tensorflow/tfjs-node) > `webgl`
+ * (browsers, a GPU that renders float32) > `wasm` (@tensorflow/tfjs-backend-wasm with the kernels of
+ * `./kernels`) > `cpu` (pure JS, ~200x slower than wasm for training). A software WebGPU adapter
+ * (llvmpipe, SwiftShader) or WebGL renderer is never chosen by `auto`, only when asked for by name.
  *
- * The two tfjs-node packages are optional peer dependencies: they are loaded at run time through
- * `createRequire` with a computed specifier, so bundlers never see them and nothing fails when
- * they are absent.
+ * The tfjs-node and WebGPU packages are optional peer dependencies: they are loaded at run time
+ * through `createRequire` with a computed specifier, so bundlers never see them and nothing fails
+ * when they are absent.
  */
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernels } from './kernels';
+import { registerOfmKernels } from './kernels/ofm_kernels';
 import { tf } from './tf';
+import { type GpuAdapterReport, adapterLabel, probeWebgpu, webgpuAdapter } from './webgpu';
 
-/** A concrete backend, in preference order. */
-export const BACKEND_NAMES = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+/** The built-in backends, in preference order. */
+export const BACKEND_NAMES = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'webgl', 'wasm', 'cpu'] as const;
 
 /** One of {@link BACKEND_NAMES}. */
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -56,8 +63,45 @@ export interface BackendReport {
   simd?: boolean;
   /** Threads the backend computes with (wasm: XNNPACK's pool; cpu: 1); absent when unknown. */
   threads?: number;
-  /** Custom kernels registered for the chosen backend (see `registerWasmKernels`). */
+  /**
+   * Custom kernels registered for the chosen backend: on wasm see `registerWasmKernels`; on
+   * webgpu, webgl and tensorflow the project's kernels built from tfjs ops (`./kernels/composite`).
+   */
   customKernels: string[];
+  /** webgpu only: the adapter (GPU or software) it runs on. */
+  adapter?: GpuAdapterReport;
+  /** A short description of the device, e.g. 'WebGL 2' or the WebGPU adapter's name. */
+  detail?: string;
+}
+
+/** What a backend provider is told when it is tried. */
+export interface BackendContext {
+  /** Whether this backend was asked for by name (not reached by `auto` or a fallback). */
+  requested: boolean;
+  /** See {@link InitBackendOptions.quiet}. */
+  quiet: boolean;
+  /** See {@link InitBackendOptions.wasmPaths}. */
+  wasmPaths?: string | Record<string, string>;
+  /** See {@link InitBackendOptions.syncReads}. */
+  syncReads: boolean;
+}
+
+/**
+ * One entry of the backend registry. {@link initBackend} tries the providers from the highest
+ * priority down: `available`, then `start`, then `registerKernels` and `describe` for the chosen one.
+ */
+export interface BackendProvider {
+  name: BackendName;
+  /** Higher is tried first (the built-ins: 60 tensorflow-gpu ... 10 cpu). */
+  priority: number;
+  /** Null when the backend can run here; otherwise why not (the candidate is then 'skipped'). */
+  available(ctx: BackendContext): Promise<string | null>;
+  /** Make it tfjs's active backend: null on success, else why it failed (the candidate is 'failed'). */
+  start(ctx: BackendContext): Promise<string | null>;
+  /** Register this project's kernels for the backend (tfjs `registerKernel`); the names registered. */
+  registerKernels(): string[];
+  /** Report fields known once it runs (threads, SIMD, adapter, detail). */
+  describe?(): Promise<Pick<BackendReport, 'simd' | 'threads' | 'adapter' | 'detail'>>;
 }
 
 /** Options of {@link initBackend}. */
@@ -86,6 +130,13 @@ export interface InitBackendOptions {
    * backend first starts in this process.
    */
   wasmPaths?: string | Record<string, string>;
+  /**
+   * Whether the caller reads tensors synchronously (`dataSync`, `arraySync`; default true: the
+   * trainer and the detector do). The WebGPU backend in Node.js can only read GPU data
+   * asynchronously (Dawn maps buffers with `mapAsync` and Node.js has no OffscreenCanvas), so it
+   * is skipped unless this is false. In browsers WebGPU reads synchronously (slowly).
+   */
+  syncReads?: boolean;
 }
 
 /** The environment variable that picks the backend when the option does not. */
@@ -99,6 +150,27 @@ const NODE_PACKAGES = {
 const WASM_BINARY = 'tfjs-backend-wasm-simd.wasm';
 
 type Attempt = { ok: true } | { ok: false; status: 'skipped' | 'failed'; reason: string };
+
+const providers = new Map<BackendName, BackendProvider>();
+/** Changes with every registration, so that {@link initBackend} selects again afterwards. */
+let registryVersion = 0;
+
+/**
+ * Add a backend to the registry, or replace the provider of the same name (a page can supply its
+ * own WebGL check, for example). Takes effect from the next {@link initBackend}.
+ */
+export function registerBackendProvider(provider: BackendProvider): void {
+  if (!(BACKEND_NAMES as readonly string[]).includes(provider.name)) {
+    throw new Error(`registerBackendProvider: '${provider.name}' is not a backend name (${BACKEND_NAMES.join(', ')})`);
+  }
+  providers.set(provider.name, provider);
+  registryVersion++;
+}
+
+/** The registered providers, highest priority first. */
+export function backendProviders(): BackendProvider[] {
+  return [...providers.values()].sort((a, b) => b.priority - a.priority);
+}
 
 let current: { key: string; report: BackendReport } | undefined;
 let pending: { key: string; promise: Promise<BackendReport> } | undefined;
@@ -116,7 +188,8 @@ let wasmPathsConfigured = false;
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendReport> {
   const { request, source } = resolveRequest(options.backend);
   const quiet = options.quiet ?? true;
-  const key = JSON.stringify([request, source, Boolean(options.strict), options.wasmPaths ?? null, quiet]);
+  const syncReads = options.syncReads ?? true;
+  const key = JSON.stringify([request, source, Boolean(options.strict), options.wasmPaths ?? null, quiet, syncReads, registryVersion]);
   if (current?.key === key && tf.getBackend() === current.report.tfjsBackend) return current.report;
   if (pending?.key === key) return pending.promise;
   // Selections run one at a time: tfjs has one global engine.
@@ -144,7 +217,7 @@ function resolveRequest(option: string | undefined): { request: BackendRequest; 
   const fromEnv = typeof process !== 'undefined' ? process.env?.[BACKEND_ENV_VAR]?.trim() : undefined;
   const [raw, source]: [string, BackendRequestSource] =
     option != null ? [option, 'option'] : fromEnv ? [fromEnv, 'env'] : ['auto', 'default'];
-  const valid: readonly string[] = ['auto', ...BACKEND_NAMES];
+  const valid: readonly string[] = ['auto', ...backendProviders().map((p) => p.name)];
   if (!valid.includes(raw)) {
     const where = source === 'env' ? `the ${BACKEND_ENV_VAR} environment variable` : 'the backend option';
     throw new Error(
@@ -161,23 +234,32 @@ async function select(
   options: InitBackendOptions,
   quiet: boolean,
 ): Promise<BackendReport> {
-  const start = request === 'auto' ? 0 : BACKEND_NAMES.indexOf(request);
+  const order = backendProviders();
+  const names = order.map((p) => p.name);
+  const start = request === 'auto' ? 0 : names.indexOf(request);
+  if (start < 0) throw new Error(`No provider is registered for the tfjs backend '${request}'`);
   const strict = Boolean(options.strict) && request !== 'auto';
   const candidates: BackendCandidate[] = [];
-  let chosen: BackendName | undefined;
-  for (const [i, name] of BACKEND_NAMES.entries()) {
+  let chosen: BackendProvider | undefined;
+  for (const [i, provider] of order.entries()) {
+    const name = provider.name;
     if (i < start || (strict && i > start)) {
       const why = i < start ? 'was requested' : 'was requested in strict mode';
       candidates.push({ name, status: 'not-tried', reason: `'${request}' ${why} (${describeSource(source)})` });
       continue;
     }
     if (chosen != null) {
-      candidates.push({ name, status: 'not-tried', reason: `'${chosen}' ranks higher and was chosen` });
+      candidates.push({ name, status: 'not-tried', reason: `'${chosen.name}' ranks higher and was chosen` });
       continue;
     }
-    const attempt = await tryBackend(name, options, quiet);
+    const attempt = await tryProvider(provider, {
+      requested: name === request,
+      quiet,
+      wasmPaths: options.wasmPaths,
+      syncReads: options.syncReads ?? true,
+    });
     if (attempt.ok) {
-      chosen = name;
+      chosen = provider;
       candidates.push({ name, status: 'chosen' });
     } else {
       candidates.push({ name, status: attempt.status, reason: attempt.reason });
@@ -196,75 +278,215 @@ async function select(
   if (quiet) silenceCpuBanner();
 
   const report: BackendReport = {
-    backend: chosen,
+    backend: chosen.name,
     tfjsBackend: tf.getBackend(),
     requested: request,
     requestSource: source,
     tfjsVersion: tf.version_core,
     candidates,
-    customKernels: [],
+    customKernels: chosen.registerKernels(),
   };
-  if (chosen === 'wasm') {
-    report.customKernels = registerWasmKernels();
-    report.simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
-    report.threads = getThreadsCount();
-  } else if (chosen === 'cpu') {
-    report.threads = 1;
+  if (chosen.describe) {
+    for (const [key, value] of Object.entries(await chosen.describe())) {
+      if (value !== undefined) (report as unknown as Record<string, unknown>)[key] = value;
+    }
   }
   return report;
 }
 
-async function tryBackend(name: BackendName, options: InitBackendOptions, quiet: boolean): Promise<Attempt> {
-  switch (name) {
-    case 'tensorflow-gpu':
-    case 'tensorflow':
-      return tryTfjsNode(name, quiet);
-    case 'wasm':
-      return tryWasm(options.wasmPaths);
-    case 'cpu':
-      return (await tf.setBackend('cpu'))
-        ? { ok: true }
-        : { ok: false, status: 'failed', reason: "tf.setBackend('cpu') returned false" };
+async function tryProvider(provider: BackendProvider, ctx: BackendContext): Promise<Attempt> {
+  try {
+    const unavailable = await provider.available(ctx);
+    if (unavailable != null) return { ok: false, status: 'skipped', reason: unavailable };
+  } catch (err) {
+    return { ok: false, status: 'failed', reason: `the availability check threw: ${firstLine(err)}` };
+  }
+  try {
+    const failed = await provider.start(ctx);
+    return failed == null ? { ok: true } : { ok: false, status: 'failed', reason: failed };
+  } catch (err) {
+    return { ok: false, status: 'failed', reason: `tf.setBackend('${provider.name}') threw: ${firstLine(err)}` };
   }
 }
 
-async function tryTfjsNode(name: 'tensorflow-gpu' | 'tensorflow', quiet: boolean): Promise<Attempt> {
+/** `tf.setBackend(name)`: null when it is active, else why not. */
+async function setTfjsBackend(name: string, hint: string): Promise<string | null> {
+  try {
+    if (await tf.setBackend(name)) return null;
+  } catch (err) {
+    return `tf.setBackend('${name}') threw: ${firstLine(err)}`;
+  }
+  return `tf.setBackend('${name}') returned false (${hint})`;
+}
+
+function tfjsNodeProvider(name: 'tensorflow-gpu' | 'tensorflow', priority: number): BackendProvider {
+  const pkg = NODE_PACKAGES[name];
+  return {
+    name,
+    priority,
+    async available() {
+      const req = await nodeRequire();
+      if (req == null) return `${pkg} needs Node.js`;
+      if (resolveFrom(req, pkg) == null) return `not installed (${pkg} was not found; npm install ${pkg})`;
+      return null;
+    },
+    async start(ctx) {
+      return startTfjsNode(name, ctx.quiet);
+    },
+    registerKernels: () => registerOfmKernels('tensorflow').names,
+  };
+}
+
+const builtinProviders: BackendProvider[] = [
+  tfjsNodeProvider('tensorflow-gpu', 60),
+  {
+    name: 'webgpu',
+    priority: 50,
+    async available(ctx) {
+      const req = await nodeRequire();
+      if (req != null && ctx.syncReads) return WEBGPU_NODE_SYNC_READS;
+      return probeWebgpu(ctx.requested, req == null ? null : { resolve: (id) => resolveFrom(req, id) });
+    },
+    async start() {
+      const failed = await setTfjsBackend('webgpu', 'tfjs printed the cause above');
+      if (failed == null && (await nodeRequire()) != null) guardSyncReads();
+      return failed;
+    },
+    registerKernels: () => registerOfmKernels('webgpu').names,
+    async describe() {
+      const adapter = webgpuAdapter();
+      return adapter == null ? {} : { adapter, detail: `${adapter.software ? 'software' : 'GPU'} adapter: ${adapterLabel(adapter)}` };
+    },
+  },
+  tfjsNodeProvider('tensorflow', 40),
+  {
+    name: 'webgl',
+    priority: 30,
+    async available(ctx) {
+      return webglUnavailable(ctx.requested);
+    },
+    async start() {
+      const failed = await setTfjsBackend('webgl', 'no WebGL context: no GPU, or WebGL is disabled');
+      if (failed != null) return failed;
+      if (!tf.env().getBool('WEBGL_RENDER_FLOAT32_CAPABLE')) {
+        return 'this GPU cannot render float32 textures (half precision is too coarse for diffusion sampling)';
+      }
+      return null;
+    },
+    registerKernels: () => registerOfmKernels('webgl').names,
+    async describe() {
+      return { detail: `WebGL ${tf.env().getNumber('WEBGL_VERSION')}` };
+    },
+  },
+  {
+    name: 'wasm',
+    priority: 20,
+    async available() {
+      return typeof WebAssembly === 'undefined' ? 'WebAssembly is not available in this runtime' : null;
+    },
+    start: (ctx) => startWasm(ctx.wasmPaths),
+    registerKernels: () => registerWasmKernels(),
+    async describe() {
+      const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+      const threads = getThreadsCount();
+      return { simd, threads, detail: `${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}` };
+    },
+  },
+  {
+    name: 'cpu',
+    priority: 10,
+    available: async () => null,
+    start: () => setTfjsBackend('cpu', 'the pure-JS backend did not start'),
+    registerKernels: () => [],
+    async describe() {
+      return { threads: 1, detail: 'pure JavaScript' };
+    },
+  },
+];
+for (const provider of builtinProviders) providers.set(provider.name, provider);
+
+/** Why webgpu is skipped in Node.js for a caller that reads synchronously. */
+export const WEBGPU_NODE_SYNC_READS =
+  'in Node.js it reads GPU data only asynchronously, and this caller reads synchronously ' +
+  '(dataSync, as the trainer and detector do; initBackend option syncReads)';
+
+/**
+ * Whether the active backend can read tensors synchronously (`dataSync`, `arraySync`): every
+ * backend can, except WebGPU in Node.js. Code paths that must read synchronously (gradient
+ * projection's layer taps, for instance) check it to fail early with a clear message.
+ */
+export function canReadSync(): boolean {
+  const node = typeof process !== 'undefined' && process.versions?.node != null;
+  return !(node && tf.getBackend() === 'webgpu');
+}
+
+/**
+ * In Node.js the WebGPU backend's synchronous read goes through OffscreenCanvas, which Node.js
+ * lacks ("OffscreenCanvas is not defined" from deep in tfjs). Replace that with one clear error;
+ * data still held on the CPU (never uploaded) reads as before.
+ */
+function guardSyncReads(): void {
+  type Backend = { readSync(dataId: object): unknown; tensorMap?: { get(id: object): { values?: unknown; dtype?: string } | undefined } };
+  const backend = tf.engine().registry.webgpu as unknown as Backend | undefined;
+  if (backend == null || (backend as { ofmSyncGuard?: boolean }).ofmSyncGuard) return;
+  const original = backend.readSync.bind(backend);
+  backend.readSync = (dataId: object) => {
+    const data = backend.tensorMap?.get(dataId);
+    if (data?.values != null || data?.dtype === 'string') return original(dataId);
+    throw new Error(
+      'The webgpu backend cannot read GPU data synchronously in Node.js (dataSync/arraySync); ' +
+        'read with `await tensor.data()`, or use another backend (--backend wasm) for code that reads synchronously',
+    );
+  };
+  (backend as { ofmSyncGuard?: boolean }).ofmSyncGuard = true;
+}
+
+/** Renderers that run WebGL on the CPU: slower than wasm for this model by far. */
+const SOFTWARE_RENDERER = /swiftshader|llvmpipe|softpipe|software|basic render/i;
+
+/** Why WebGL cannot serve here (null when it may): a browser with WebGL 2 on a GPU. */
+function webglUnavailable(requested: boolean): string | null {
+  const doc = (globalThis as { document?: { createElement(tag: string): unknown } }).document;
+  if (doc == null) return 'needs a browser (WebGL 2)';
+  type Gl = {
+    RENDERER: number;
+    getExtension(name: string): { UNMASKED_RENDERER_WEBGL?: number; loseContext?(): void } | null;
+    getParameter(p: number): unknown;
+  };
+  const canvas = doc.createElement('canvas') as { getContext(kind: string): Gl | null };
+  const gl = canvas.getContext('webgl2');
+  if (gl == null) return 'no WebGL 2 context (no GPU, or WebGL is disabled)';
+  const debug = gl.getExtension('WEBGL_debug_renderer_info');
+  const renderer = String(gl.getParameter(debug?.UNMASKED_RENDERER_WEBGL ?? gl.RENDERER));
+  gl.getExtension('WEBGL_lose_context')?.loseContext?.();
+  const software = renderer.match(SOFTWARE_RENDERER);
+  if (!requested && software) return `software renderer (${software[0]}), slower than wasm`;
+  return null;
+}
+
+async function startTfjsNode(name: 'tensorflow-gpu' | 'tensorflow', quiet: boolean): Promise<string | null> {
   const pkg = NODE_PACKAGES[name];
   const req = await nodeRequire();
-  if (req == null) return { ok: false, status: 'skipped', reason: `${pkg} needs Node.js` };
-  const resolved = resolveFrom(req, pkg);
-  if (resolved == null) {
-    return { ok: false, status: 'skipped', reason: `not installed (${pkg} was not found; npm install ${pkg})` };
-  }
+  const resolved = req == null ? undefined : resolveFrom(req, pkg);
+  if (resolved == null) return `${pkg} could not be resolved`;
   if (tf.findBackendFactory('tensorflow') == null) {
     if (quiet && process.env.TF_CPP_MIN_LOG_LEVEL == null) process.env.TF_CPP_MIN_LOG_LEVEL = '2';
     try {
       resolved.require(resolved.path);
     } catch (err) {
-      return { ok: false, status: 'failed', reason: `failed to load ${pkg}: ${firstLine(err)}` };
+      return `failed to load ${pkg}: ${firstLine(err)}`;
     }
     if (tf.findBackendFactory('tensorflow') == null) {
-      return {
-        ok: false,
-        status: 'failed',
-        reason:
-          `${pkg} loaded but registered no 'tensorflow' backend with this copy of @tensorflow/tfjs-core ` +
-          `(${tf.version_core}); install a matching version (npm install ${pkg}@${tf.version_core})`,
-      };
+      return (
+        `${pkg} loaded but registered no 'tensorflow' backend with this copy of @tensorflow/tfjs-core ` +
+        `(${tf.version_core}); install a matching version (npm install ${pkg}@${tf.version_core})`
+      );
     }
   }
-  try {
-    if (await tf.setBackend('tensorflow')) return { ok: true };
-  } catch (err) {
-    return { ok: false, status: 'failed', reason: `tf.setBackend('tensorflow') threw: ${firstLine(err)}` };
-  }
-  return { ok: false, status: 'failed', reason: `tf.setBackend('tensorflow') returned false (${pkg})` };
+  return setTfjsBackend('tensorflow', pkg);
 }
 
-async function tryWasm(wasmPaths: InitBackendOptions['wasmPaths']): Promise<Attempt> {
-  if (typeof WebAssembly === 'undefined') {
-    return { ok: false, status: 'skipped', reason: 'WebAssembly is not available in this runtime' };
-  }
+async function startWasm(wasmPaths: InitBackendOptions['wasmPaths']): Promise<string | null> {
   const initialised = tf.engine().registry.wasm != null;
   if (!initialised && !wasmPathsConfigured) {
     try {
@@ -276,19 +498,10 @@ async function tryWasm(wasmPaths: InitBackendOptions['wasmPaths']): Promise<Atte
       }
       wasmPathsConfigured = true;
     } catch (err) {
-      return { ok: false, status: 'failed', reason: `could not set the wasm binary paths: ${firstLine(err)}` };
+      return `could not set the wasm binary paths: ${firstLine(err)}`;
     }
   }
-  try {
-    if (await tf.setBackend('wasm')) return { ok: true };
-  } catch (err) {
-    return { ok: false, status: 'failed', reason: `tf.setBackend('wasm') threw: ${firstLine(err)}` };
-  }
-  return {
-    ok: false,
-    status: 'failed',
-    reason: "tf.setBackend('wasm') returned false (tfjs printed the cause above; check the wasm binary paths)",
-  };
+  return setTfjsBackend('wasm', 'tfjs printed the cause above; check the wasm binary paths');
 }
 
 /** In Node.js: the wasm-out folder of the installed @tensorflow/tfjs-backend-wasm, with a trailing '/'. */

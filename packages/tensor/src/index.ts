@@ -6,3 +6,5 @@ export * from './backend';
 export * from './kernels';
 export * from './linalg';
 export * from './checkpoint';
+export * from './webgpu';
+export * from './reads';

@@ -9,8 +9,10 @@
  * laid out to match the weight reshaped to `[kh*kw*in, out]` — so `tap.input · W + b` equals the
  * layer's output. Gradient projection (GPM) and iSVD need nothing model-specific beyond this.
  */
-import { GROUP_NORM_KERNEL, hasGroupNormKernel, registerGroupNormKernels } from './kernels/group_norm';
-import { UPSAMPLE_KERNEL, hasUpsampleKernel, registerUpsampleKernels } from './kernels/upsample';
+import { groupNormOps, upsampleOps } from './kernels/composite';
+import { GROUP_NORM_KERNEL } from './kernels/group_norm';
+import { registerOfmKernels } from './kernels/ofm_kernels';
+import { UPSAMPLE_KERNEL } from './kernels/upsample';
 import type { ParamStore } from './params';
 import type { Rng } from './rng';
 import { tf } from './tf';
@@ -225,7 +227,7 @@ export interface GroupNormOptions {
   eps?: number;
   /**
    * Applied to the result (default 'linear', none). `'silu'` gives `silu(groupNorm(x))`, computed
-   * in the same kernel where one exists (wasm, cpu), with less memory kept for the gradient.
+   * in the same kernel (on wasm and cpu a JavaScript one that keeps less memory for the gradient).
    */
   activation?: 'linear' | 'silu';
 }
@@ -234,8 +236,8 @@ export interface GroupNormOptions {
 let fusedGroupNorm = true;
 
 /**
- * Choose between the fused group-norm kernel (wasm and cpu; the default) and the composition of
- * tfjs ops (every backend). Both compute the same function; for tests and benchmarks.
+ * Choose between the group-norm kernel (the default: JavaScript on wasm and cpu, tfjs ops inside
+ * one kernel elsewhere) and the composition of tfjs ops on the gradient tape. Both compute the same function; for tests and benchmarks.
  * @returns the previous setting.
  */
 export function setFusedGroupNorm(enabled: boolean): boolean {
@@ -258,25 +260,18 @@ export function groupNorm(ctx: Ctx, name: string, x: tf.Tensor, opts: GroupNormO
   const offset = ctx.params.param(`${layer}.bias`, [c], { kind: 'zeros' }, { layer, role: 'offset', layerKind: 'norm' });
   const eps = opts.eps ?? 1e-5;
   const activation = opts.activation ?? 'linear';
+  const attrs = { groups: g, epsilon: eps, activation };
   if (fusedGroupNorm && x.dtype === 'float32' && x.rank >= 2) {
-    registerGroupNormKernels();
-    if (hasGroupNormKernel(tf.getBackend())) {
-      const [y, stats] = tf.engine().runKernel(
-        GROUP_NORM_KERNEL,
-        { x, scale, offset },
-        { groups: g, epsilon: eps, activation },
-      ) as tf.Tensor[];
-      // The tape keeps its own reference to the statistics when it needs them.
-      stats!.dispose();
-      return y!;
-    }
+    // Every backend has the kernel: JavaScript on wasm and cpu, tfjs ops elsewhere (see kernels/ofm_kernels).
+    registerOfmKernels(tf.getBackend());
+    const [y, stats] = tf.engine().runKernel(GROUP_NORM_KERNEL, { x, scale, offset }, { ...attrs }) as tf.Tensor[];
+    // The tape keeps its own reference to the statistics when it needs them.
+    stats!.dispose();
+    return y!;
   }
-  const n = x.shape[0]!;
-  const grouped = x.reshape([n, -1, g, c / g]);
-  const { mean, variance } = tf.moments(grouped, [1, 3], true);
-  const normed = tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, eps)));
-  const y = tf.add(tf.mul(normed.reshape(x.shape), scale), offset);
-  return activation === 'silu' ? silu(y) : y;
+  const [y, stats] = groupNormOps(x, scale, offset, attrs);
+  stats.dispose();
+  return y;
 }
 
 /** Layer normalisation over the last axis with a learned scale and offset. */
@@ -339,20 +334,15 @@ export function multiHeadAttention(ctx: Ctx, name: string, x: tf.Tensor3D, opts:
 }
 
 /**
- * Nearest-neighbour upsampling of NHWC by an integer factor. On wasm and cpu one kernel of block
- * copies (its gradient sums each block); elsewhere two broadcasts, whose gradient is an exact sum
- * (tfjs-backend-cpu 4.22's ResizeNearestNeighborGrad is wrong for 2x, so resize is not used).
+ * Nearest-neighbour upsampling of NHWC by an integer factor, as one kernel: on wasm and cpu block
+ * copies (its gradient sums each block); elsewhere two broadcasts inside the kernel, whose
+ * gradient kernel is an exact block sum (tfjs-backend-cpu 4.22's ResizeNearestNeighborGrad is
+ * wrong for 2x, so resize is not used).
  */
 export function upsampleNearest(x: tf.Tensor4D, factor = 2): tf.Tensor4D {
-  if (x.dtype === 'float32') {
-    registerUpsampleKernels();
-    if (hasUpsampleKernel(tf.getBackend())) return tf.engine().runKernel(UPSAMPLE_KERNEL, { x }, { factor }) as tf.Tensor4D;
-  }
-  const [n, h, w, c] = x.shape;
-  // Two rank-4 broadcasts (tfjs has Tile gradients only up to rank 4): widen, then heighten.
-  const wide = tf.broadcastTo(x.reshape([n * h, w, 1, c]), [n * h, w, factor, c]);
-  const tall = tf.broadcastTo(wide.reshape([n * h, 1, w * factor * c]), [n * h, factor, w * factor * c]);
-  return tall.reshape([n, h * factor, w * factor, c]) as tf.Tensor4D;
+  if (x.dtype !== 'float32') return upsampleOps(x, factor) as tf.Tensor4D;
+  registerOfmKernels(tf.getBackend());
+  return tf.engine().runKernel(UPSAMPLE_KERNEL, { x }, { factor }) as tf.Tensor4D;
 }
 
 /** Strided 3x3 conv that halves the spatial size (PyTorch padding 1). */

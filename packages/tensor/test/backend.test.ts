@@ -1,13 +1,25 @@
 /**
  * Backend selection: the order, the recorded reasons, the option/OFM_BACKEND override, errors,
  * idempotency, and the silenced cpu banner. @tensorflow/tfjs-node(-gpu) are not installed on
- * this machine, so `auto` must end on wasm with both recorded as 'not installed'.
+ * this machine, so `auto` must end on wasm with both recorded as 'not installed'; webgpu is
+ * installed but this machine has no GPU (only Mesa's software adapter, which `auto` never takes),
+ * and webgl needs a browser.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BACKEND_ENV_VAR, BACKEND_NAMES, type BackendReport, backendReport, initBackend } from '../src/backend';
+import {
+  BACKEND_ENV_VAR,
+  BACKEND_NAMES,
+  type BackendReport,
+  WEBGPU_NODE_SYNC_READS,
+  type BackendProvider,
+  backendProviders,
+  backendReport,
+  initBackend,
+  registerBackendProvider,
+} from '../src/backend';
 import { WASM_CUSTOM_KERNELS } from '../src/kernels';
 import { tf } from '../src/tf';
 
@@ -56,11 +68,15 @@ describe('initBackend in this process', () => {
     expect(report.candidates.map((c) => c.name)).toEqual([...BACKEND_NAMES]);
     expect(statusOf(report)).toEqual({
       'tensorflow-gpu': 'skipped',
+      webgpu: 'skipped',
       tensorflow: 'skipped',
+      webgl: 'skipped',
       wasm: 'chosen',
       cpu: 'not-tried',
     });
     expect(reasonOf(report, 'tensorflow-gpu')).toMatch(/^not installed.*@tensorflow\/tfjs-node-gpu/);
+    expect(reasonOf(report, 'webgpu')).toBe(WEBGPU_NODE_SYNC_READS);
+    expect(reasonOf(report, 'webgl')).toBe('needs a browser (WebGL 2)');
     expect(reasonOf(report, 'tensorflow')).toMatch(/^not installed.*@tensorflow\/tfjs-node\b/);
     expect(reasonOf(report, 'cpu')).toMatch(/'wasm' ranks higher/);
     expect(report).toMatchObject({ backend: 'wasm', tfjsBackend: 'wasm', requested: 'auto', requestSource: 'default' });
@@ -86,7 +102,9 @@ describe('initBackend in this process', () => {
     const report = await initBackend({ backend: 'cpu' });
     expect(statusOf(report)).toEqual({
       'tensorflow-gpu': 'not-tried',
+      webgpu: 'not-tried',
       tensorflow: 'not-tried',
+      webgl: 'not-tried',
       wasm: 'not-tried',
       cpu: 'chosen',
     });
@@ -100,7 +118,9 @@ describe('initBackend in this process', () => {
     const report = await initBackend({ backend: 'tensorflow' });
     expect(statusOf(report)).toEqual({
       'tensorflow-gpu': 'not-tried',
+      webgpu: 'not-tried',
       tensorflow: 'skipped',
+      webgl: 'skipped',
       wasm: 'chosen',
       cpu: 'not-tried',
     });
@@ -125,12 +145,86 @@ describe('initBackend in this process', () => {
 
   it('an unknown name is a clear error listing the valid names', async () => {
     await expect(initBackend({ backend: 'gpu' as 'auto' })).rejects.toThrow(
-      "Unknown tfjs backend 'gpu' (from the backend option). Valid names: auto, tensorflow-gpu, tensorflow, wasm, cpu.",
+      "Unknown tfjs backend 'gpu' (from the backend option). Valid names: auto, tensorflow-gpu, webgpu, tensorflow, webgl, wasm, cpu.",
     );
-    process.env[BACKEND_ENV_VAR] = 'webgpu';
-    await expect(initBackend()).rejects.toThrow(/Unknown tfjs backend 'webgpu' \(from the OFM_BACKEND environment variable\).*unset it/);
+    process.env[BACKEND_ENV_VAR] = 'metal';
+    await expect(initBackend()).rejects.toThrow(/Unknown tfjs backend 'metal' \(from the OFM_BACKEND environment variable\).*unset it/);
     // A failed request leaves the previous selection in place.
     expect(tf.getBackend()).toBe('wasm');
+  });
+});
+
+describe('the backend registry', () => {
+  it('tries providers by priority, with their reasons; a registered provider replaces the one of its name', async () => {
+    expect(backendProviders().map((p) => p.name)).toEqual([...BACKEND_NAMES]);
+    const builtin = backendProviders().find((p) => p.name === 'webgl')!;
+    const calls: string[] = [];
+    const test: BackendProvider = {
+      name: 'webgl',
+      priority: 100,
+      available: async (ctx) => {
+        calls.push(`available (requested: ${ctx.requested})`);
+        return null;
+      },
+      start: async () => {
+        calls.push('start');
+        return (await tf.setBackend('cpu')) ? null : 'the cpu backend did not start';
+      },
+      registerKernels: () => ['OfmTestKernel'],
+      describe: async () => ({ detail: 'a test provider' }),
+    };
+    try {
+      registerBackendProvider(test);
+      expect(backendProviders()[0]!.name).toBe('webgl');
+      const chosen = await initBackend({ backend: 'auto' });
+      expect(chosen).toMatchObject({ backend: 'webgl', tfjsBackend: 'cpu', customKernels: ['OfmTestKernel'], detail: 'a test provider' });
+      expect(chosen.candidates[0]).toEqual({ name: 'webgl', status: 'chosen' });
+      expect(reasonOf(chosen, 'wasm')).toBe("'webgl' ranks higher and was chosen");
+      expect(calls).toEqual(['available (requested: false)', 'start']);
+
+      registerBackendProvider({ ...test, available: async () => 'not on this machine (a test)' });
+      const skipped = await initBackend({ backend: 'auto' });
+      expect(skipped.backend).toBe('wasm');
+      expect(skipped.candidates[0]).toEqual({ name: 'webgl', status: 'skipped', reason: 'not on this machine (a test)' });
+
+      registerBackendProvider({ ...test, start: async () => 'it would not start (a test)' });
+      const failed = await initBackend({ backend: 'auto' });
+      expect(failed.backend).toBe('wasm');
+      expect(failed.candidates[0]).toEqual({ name: 'webgl', status: 'failed', reason: 'it would not start (a test)' });
+    } finally {
+      registerBackendProvider(builtin);
+    }
+    expect(backendProviders().map((p) => p.name)).toEqual([...BACKEND_NAMES]);
+    expect(() => registerBackendProvider({ ...test, name: 'metal' as 'webgl' })).toThrow(/'metal' is not a backend name/);
+  });
+});
+
+describe('webgpu (Dawn in Node.js; this machine has no GPU, only Mesa llvmpipe)', () => {
+  it('auto with asynchronous reads never takes the software adapter, and says how to ask for it', async () => {
+    const report = await initBackend({ backend: 'auto', syncReads: false });
+    expect(report.backend).toBe('wasm');
+    expect(reasonOf(report, 'webgpu')).toMatch(
+      /^no GPU adapter \(.+\); a software adapter is used only when asked for \(--backend webgpu\)$/,
+    );
+  });
+
+  it('asked for by name: the software adapter, reported as software, with the project kernels from tfjs ops', async () => {
+    const report = await initBackend({ backend: 'webgpu', syncReads: false, strict: true });
+    expect(report).toMatchObject({ backend: 'webgpu', tfjsBackend: 'webgpu' });
+    expect(report.adapter).toMatchObject({ software: true, featureLevel: 'compatibility', via: 'dawn-opengl' });
+    expect(report.adapter!.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
+    expect(report.detail).toMatch(/^software adapter: /);
+    expect(report.customKernels).toEqual(['OfmGroupNorm', 'OfmGroupNormGrad', 'OfmUpsampleNearest', 'OfmUpsampleNearestGrad']);
+    // Synchronous reads of GPU data: one clear error, not "OffscreenCanvas is not defined".
+    const y = tf.square(tf.tensor1d([1, 2, 3]));
+    expect(Array.from(await y.data())).toEqual([1, 4, 9]);
+    const z = tf.add(y, 1);
+    expect(() => z.dataSync()).toThrow(/cannot read GPU data synchronously in Node\.js/);
+    tf.dispose([y, z]);
+    // The training commands read synchronously: they do not get it.
+    const sync = await initBackend({ backend: 'webgpu' });
+    expect(sync.backend).toBe('wasm');
+    expect(reasonOf(sync, 'webgpu')).toBe(WEBGPU_NODE_SYNC_READS);
   });
 });
 

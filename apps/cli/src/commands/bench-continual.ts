@@ -27,6 +27,7 @@ import { CliError, EXIT } from '../errors';
 import { type CommonCliOptions, Progress, integer, isAbort, withInterrupts } from '../util';
 import { type TrainerSetup, describeRunProgress, initRuntime } from './run-shared';
 import { readConfigFile } from './train';
+import { BACKEND_OPTION_HELP } from './info';
 
 /** One layer's consolidation record for one task (from the detector's GPM memory report). */
 type LayerBasisRecord = ReturnType<ContinualDetector['gpm']['memoryReport']>[number]['history'][number];
@@ -238,7 +239,7 @@ export function registerBenchContinual(bench: Command): void {
     .option('--image-size <n>', 'image size in pixels')
     .requiredOption('--out <dir>', 'output folder: benchmark.md, benchmark.json, plan.json, runs/')
     .option('--jobs <n>', 'runs at once, each a child process with one compute thread', '1')
-    .option('--backend <name>', 'tfjs backend of every run: auto, tensorflow-gpu, tensorflow, wasm, cpu (default $OFM_BACKEND, else auto)')
+    .option('--backend <name>', `${BACKEND_OPTION_HELP}; used by every run`)
     .option('--normal-dir <dir>', 'folder format: normal images (default <data>/normal)')
     .option('--abnormal-dir <dir>', 'folder format: anomalous test images (default <data>/abnormal)')
     .option('--mask-dir <dir>', 'folder format: masks named like the anomalous images (default <data>/mask)')

@@ -26,6 +26,8 @@ import type { Command } from 'commander';
 import { CliError } from '../errors';
 import { integer } from '../util';
 import { registerBenchContinual } from './bench-continual';
+import { BACKEND_OPTION_HELP } from './info';
+import { refuseWebgpuFallback } from './run-shared';
 
 /** The workloads `ofm bench perf` can run. */
 export const PERF_WORKLOADS = ['train', 'ddim', 'conv'] as const;
@@ -48,6 +50,7 @@ interface PerfCliOptions {
   out: string;
   json?: boolean;
   skipPeer?: boolean;
+  backend?: string;
 }
 
 /** Summary statistics of a list of seconds. */
@@ -126,7 +129,17 @@ export interface PerfJson {
   spec_path: string;
   spec: Record<string, unknown>;
   threads: number;
-  ours: { backend: string; tfjs_version: string; custom_kernels: string[]; threads: number | null; micro_batch: number };
+  ours: {
+    backend: string;
+    tfjs_version: string;
+    custom_kernels: string[];
+    threads: number | null;
+    micro_batch: number;
+    /** The device in words (e.g. 'software adapter: ... llvmpipe'); null when the backend gives none. */
+    device?: string | null;
+    /** webgpu: whether the adapter is a software one (numbers are then a correctness smoke, not GPU speed). */
+    software_adapter?: boolean;
+  };
   peer: PeerInfo;
   param_count: { ours: number; peer: number | null; match: boolean | null };
   forward_gflop_per_image: { ours: number; peer: number | null };
@@ -195,6 +208,7 @@ export function registerBench(program: Command): void {
     .option('--out <file>', 'where to write the JSON', join('bench-results', 'perf.json'))
     .option('--json', 'print the JSON instead of the table')
     .option('--skip-peer', 'measure only ours (no PyTorch)')
+    .option('--backend <name>', BACKEND_OPTION_HELP)
     .action(async (options: PerfCliOptions) => {
       const result = await runPerf(options, process.argv.slice(2));
       process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatPerfTable(result)}\n`);
@@ -478,7 +492,18 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
       notes.push(`the threaded wasm build did not start, so ours ran on one thread: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
-  const report = await initBackend({});
+  // Every workload reads asynchronously (the trainer's stepAsync, `await data()`), so WebGPU in
+  // Node.js, which has no synchronous reads, runs them all.
+  let report: Awaited<ReturnType<typeof initBackend>>;
+  try {
+    report = await initBackend({ backend: options.backend as 'auto' | undefined, syncReads: false });
+  } catch (err) {
+    throw new CliError(err instanceof Error ? err.message : String(err));
+  }
+  refuseWebgpuFallback(report);
+  if (report.adapter?.software) {
+    notes.push(`webgpu runs on a software adapter (${report.detail ?? 'no GPU'}): these numbers check that it works, they are not GPU speed`);
+  }
   if (threads > 1 && report.backend === 'wasm' && report.threads !== threads) {
     notes.push(`ours ran with ${report.threads ?? 1} thread(s), PyTorch with ${threads}`);
   }
@@ -541,6 +566,8 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
       custom_kernels: [...report.customKernels],
       threads: report.threads ?? null,
       micro_batch: microBatch,
+      device: report.detail ?? null,
+      ...(report.adapter ? { software_adapter: report.adapter.software } : {}),
     },
     peer,
     param_count: { ours: oursParams, peer: peerParams, match: peerParams == null ? null : peerParams === oursParams },
@@ -581,7 +608,7 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
           const seconds: number[] = [];
           for (let i = 0; i < warm + steps; i++) {
             const t0 = performance.now();
-            const step = trainer.step(x0);
+            const step = await trainer.stepAsync(x0);
             const sec = (performance.now() - t0) / 1000;
             losses.push(step.loss);
             if (i >= warm) seconds.push(sec);
@@ -635,9 +662,9 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
       };
       await peerDdim();
       const schedule = new NoiseSchedule({ kind: 'linear' });
-      tf.tidy(() => {
-        unet.forward(x0, new Array<number>(batch).fill(tStart)).dataSync();
-      });
+      const warm = tf.tidy(() => unet.forward(x0, new Array<number>(batch).fill(tStart)));
+      await warm.data(); // asynchronous reads: the only kind WebGPU in Node.js has
+      warm.dispose();
       const roundsDone: PerfRound[] = [];
       for (let r = 0; r < rounds; r++) {
         note(`ddim: ours, round ${r + 1}/${rounds} (batch ${batch}, ${ddimSteps} steps${r === 0 ? ', after 1 warm-up UNet call' : ''}, ${ddimReps} timed)`);
@@ -646,7 +673,7 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
         for (let i = 0; i < ddimReps; i++) {
           const t0 = performance.now();
           const out = reconstruct(unet, schedule, x0, { tStart, timesteps, seed: i });
-          out.dataSync();
+          await out.data();
           out.dispose();
           seconds.push((performance.now() - t0) / 1000);
           note(`  reconstruction ${i}: ${seconds[i]!.toFixed(2)} s`);
@@ -692,7 +719,8 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
       };
       await peerConv();
       note(`conv: ours (${shapes.length} shapes, batch ${convBatch})`);
-      const oursSeconds = shapes.map((s) => timeConvOurs(tf, rng, s, convBatch, convReps));
+      const oursSeconds: Array<Record<ConvRow['op'], number[]>> = [];
+      for (const s of shapes) oursSeconds.push(await timeConvOurs(tf, rng, s, convBatch, convReps));
       await peerConv();
       const rows: ConvRow[] = [];
       shapes.forEach((s, i) => {
@@ -739,7 +767,7 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
 type Tf = typeof TfNamespace;
 
 /** Seconds per call of our conv2d forward, input gradient and filter gradient for one shape. */
-function timeConvOurs(tf: Tf, rng: RngClass, s: ConvShape, batch: number, reps: number): Record<ConvRow['op'], number[]> {
+async function timeConvOurs(tf: Tf, rng: RngClass, s: ConvShape, batch: number, reps: number): Promise<Record<ConvRow['op'], number[]>> {
   const xShape: [number, number, number, number] = [batch, s.size, s.size, s.cin];
   const wShape: [number, number, number, number] = [s.k, s.k, s.cin, s.cout];
   const p = Math.floor(s.k / 2);
@@ -761,7 +789,7 @@ function timeConvOurs(tf: Tf, rng: RngClass, s: ConvShape, batch: number, reps: 
       for (let i = 0; i <= reps; i++) {
         const t0 = performance.now();
         const y = f();
-        y.dataSync();
+        await y.data();
         y.dispose();
         if (i > 0) seconds.push((performance.now() - t0) / 1000); // call 0 warms up
       }
@@ -825,7 +853,7 @@ function ratioWithSpread(w: { speed_ratio: number | null; speed_ratio_spread: [n
 export function formatPerfTable(r: PerfJson): string {
   const peerName = r.peer.status === 'ok' ? `PyTorch ${r.peer.torch_version}` : 'PyTorch (skipped)';
   const lines = [
-    `ofm bench perf: ${r.ours.backend} (tfjs ${r.ours.tfjs_version}) vs ${peerName}, ${r.threads} thread${r.threads > 1 ? 's' : ''}, ` +
+    `ofm bench perf: ${r.ours.backend}${r.ours.software_adapter ? ` (on a ${r.ours.device}: not GPU speed)` : ''} (tfjs ${r.ours.tfjs_version}) vs ${peerName}, ${r.threads} thread${r.threads > 1 ? 's' : ''}, ` +
       `${r.param_count.ours.toLocaleString('en-US')} parameters${r.param_count.match ? ' (same on both sides)' : ''}`,
     `${r.machine.cpu ?? 'unknown CPU'} x${r.machine.cpus}, load average ${r.loadavg_start[0]} at the start, ${r.loadavg_end[0]} at the end, ` +
       `at most ${r.load_check.max_loadavg_1m} during timed runs (${r.load_check.ok ? 'within' : 'OVER'} the limit ${r.load_check.limit})`,

@@ -7,6 +7,7 @@ import { CliError } from '../errors';
 import { expandImageArgs, outputStems, overlaySize } from '../images';
 import { removeOnInterrupt } from '../util';
 import { loadForInference } from './run-shared';
+import { BACKEND_OPTION_HELP } from './info';
 
 interface DetectCliOptions {
   ckpt: string;
@@ -55,7 +56,7 @@ export function registerDetect(program: Command): void {
     .option('--out <dir>', 'write a heatmap overlay per image and scores.json here (without it, only the scores are printed)')
     .option('--glob <pattern>', "in folders, only images whose path below the folder matches, e.g. '**/*.png', 'test/*/0*.png'")
     .option('--threshold <z>', 'calibrated score above which an image is called anomalous (standard deviations above the normal validation scores of its class)', '3' /* = DEFAULT_SCORE_THRESHOLD of @ofm/detector */)
-    .option('--backend <name>', 'tfjs backend (default $OFM_BACKEND, else auto)')
+    .option('--backend <name>', BACKEND_OPTION_HELP)
     .option('--json', 'print the scores as JSON on stdout')
     .addHelpText(
       'after',
@@ -107,7 +108,7 @@ Examples:
               throw err;
             }
           }
-          const detections = detector.detect(inputs);
+          const detections = await detector.detectAsync(inputs);
           for (let j = 0; j < chunk.length; j++) {
             const d = detections[j]!;
             let overlayPath: string | null = null;

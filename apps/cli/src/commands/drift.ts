@@ -5,6 +5,7 @@
  */
 import { type DataOptions, openDataset } from '../data';
 import { CliError } from '../errors';
+import { refuseWebgpuFallback } from './run-shared';
 
 export interface DriftCliOptions extends DataOptions {
   images: number;
@@ -16,9 +17,9 @@ export async function inspectDrift(later: string, earlier: string, o: DriftCliOp
   const { initBackend } = await import('@ofm/tensor');
   const det = await import('@ofm/detector');
   try {
-    await initBackend({ backend: o.backend as never });
+    refuseWebgpuFallback(await initBackend({ backend: o.backend as never }));
   } catch (err) {
-    throw new CliError((err as Error).message);
+    throw err instanceof CliError ? err : new CliError((err as Error).message);
   }
   const load = async (path: string, role: string) => {
     try {

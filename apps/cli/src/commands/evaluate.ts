@@ -4,6 +4,7 @@ import { refuseExport, requireFolder } from '../checks';
 import { type DataOptions, FORMATS, openDataset } from '../data';
 import { type CommonCliOptions, Progress, withInterrupts, isAbort } from '../util';
 import { loadForInference } from './run-shared';
+import { BACKEND_OPTION_HELP } from './info';
 
 interface EvalCliOptions extends DataOptions, CommonCliOptions {
   ckpt: string;
@@ -21,7 +22,7 @@ export function registerEval(program: Command): void {
     .requiredOption('--data <dir>', 'dataset root')
     .option('--format <name>', `dataset layout: ${FORMATS.join(', ')}`, 'mvtec')
     .option('--classes <list>', 'comma-separated classes to evaluate (default: every class the checkpoint learned)')
-    .option('--backend <name>', 'tfjs backend (default $OFM_BACKEND, else auto)')
+    .option('--backend <name>', BACKEND_OPTION_HELP)
     .option('--normal-dir <dir>', 'folder format: normal images (default <data>/normal)')
     .option('--abnormal-dir <dir>', 'folder format: anomalous test images (default <data>/abnormal)')
     .option('--mask-dir <dir>', 'folder format: masks (default <data>/mask)')

@@ -14,6 +14,18 @@ export interface InfoJson {
   simd: boolean | null;
   threads: number | null;
   customKernels: string[];
+  /** A short description of the device (e.g. 'SIMD, 1 thread', the WebGPU adapter's name). */
+  detail: string | null;
+  /** webgpu only: the adapter it runs on, with the limits that bound tensor sizes. */
+  adapter: {
+    vendor: string;
+    architecture: string;
+    device: string;
+    description: string;
+    software: boolean;
+    featureLevel: string;
+    limits: { maxBufferSize: number; maxStorageBufferBindingSize: number; maxComputeWorkgroupStorageSize: number };
+  } | null;
   candidates: Array<{ name: string; status: string; reason: string | null }>;
   nodeVersion: string;
   platform: string;
@@ -33,8 +45,20 @@ interface InfoOptions {
 
 // Kept in step with @ofm/tensor's BACKEND_NAMES (a test checks); listed here so that `--help`
 // does not have to load tfjs.
-export const BACKEND_REQUESTS: readonly string[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+export const BACKEND_REQUESTS: readonly string[] = ['auto', 'tensorflow-gpu', 'webgpu', 'tensorflow', 'webgl', 'wasm', 'cpu'];
 const REQUESTS = BACKEND_REQUESTS;
+
+/** The help text of every command's `--backend` option. */
+export const BACKEND_OPTION_HELP = `tfjs backend: ${REQUESTS.join(', ')} (default $OFM_BACKEND, else auto; see ofm info)`;
+
+/** How to get a GPU backend, printed by `ofm info` (and in the README). */
+export const GPU_CHOICES = [
+  'tensorflow-gpu  npm install @tensorflow/tfjs-node-gpu@4.22.0: libtensorflow 2.9.1 for CUDA 11.2 / cuDNN 8.1',
+  '                (an NVIDIA GPU with that CUDA era installed; no prebuilt binary for Node.js 22)',
+  'webgpu          npm install webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0: Dawn on Vulkan, Metal or D3D12',
+  '                (any GPU with a current driver); without a GPU, --backend webgpu runs on Mesa llvmpipe',
+  '                (apt-get install -y libegl1 libgles2 libgl1-mesa-dri), for tests only: slow',
+];
 
 /** `ofm info`: the tfjs backend in use and why the others were not, plus the runtime. */
 export function registerInfo(program: Command): void {
@@ -58,7 +82,9 @@ export async function collectInfo(backend: string | undefined, ofmVersion: strin
   const { initBackend } = await import('@ofm/tensor');
   let report: BackendReport;
   try {
-    report = await initBackend({ backend: backend as BackendRequest | undefined });
+    // As `ofm train`, `eval` and `detect` choose (they read asynchronously, so WebGPU in Node.js
+    // can serve them).
+    report = await initBackend({ backend: backend as BackendRequest | undefined, syncReads: false });
   } catch (err) {
     // The only request-time failure left is a bad OFM_BACKEND value: bad input, not a crash.
     throw new CliError(err instanceof Error ? err.message : String(err));
@@ -75,6 +101,19 @@ export async function collectInfo(backend: string | undefined, ofmVersion: strin
     simd: report.simd ?? null,
     threads: report.threads ?? null,
     customKernels: [...report.customKernels],
+    detail: report.detail ?? null,
+    adapter:
+      report.adapter == null
+        ? null
+        : {
+            vendor: report.adapter.vendor,
+            architecture: report.adapter.architecture,
+            device: report.adapter.device,
+            description: report.adapter.description,
+            software: report.adapter.software,
+            featureLevel: report.adapter.featureLevel,
+            limits: { ...report.adapter.limits },
+          },
     candidates: report.candidates.map((c) => ({ name: c.name, status: c.status, reason: c.reason ?? null })),
     nodeVersion: process.version,
     platform: process.platform,
@@ -101,12 +140,27 @@ export function formatInfo(info: InfoJson): string {
     `threads         ${info.threads ?? 'unknown'}`,
     `simd            ${info.simd == null ? 'n/a' : info.simd ? 'yes' : 'no'}`,
     `custom kernels  ${info.customKernels.length > 0 ? info.customKernels.join(', ') : 'none'}`,
+    ...formatAdapter(info),
     `node            ${info.nodeVersion} (${info.platform} ${info.arch}, ${info.cpuCount} CPUs${info.cpuModel ? `: ${info.cpuModel}` : ''})`,
     `memory          process RSS ${formatBytes(info.rssBytes)} (JS heap ${formatBytes(info.heapUsedBytes)}); ` +
       `system ${formatBytes(info.totalMemoryBytes)} total, ${formatBytes(info.freeMemoryBytes)} free`,
   ];
   if (info.ofmVersion) lines.push(`ofm             ${info.ofmVersion}`);
+  lines.push('gpu choices', ...GPU_CHOICES.map((line) => `  ${line}`));
   return `${lines.join('\n')}\n`;
+}
+
+function formatAdapter(info: InfoJson): string[] {
+  const a = info.adapter;
+  if (a == null) return [];
+  const name = a.description || a.device || 'unnamed';
+  const vendor = [a.vendor || '(vendor not given)', a.architecture].filter(Boolean).join(', ');
+  return [
+    `adapter         ${name} (${a.software ? 'software: runs on the CPU, for tests only' : 'hardware GPU'})`,
+    `                ${vendor}; device ${a.device || 'n/a'}; feature level ${a.featureLevel}`,
+    `                maxBufferSize ${formatBytes(a.limits.maxBufferSize)}, maxStorageBufferBindingSize ` +
+      `${formatBytes(a.limits.maxStorageBufferBindingSize)}, maxComputeWorkgroupStorageSize ${formatBytes(a.limits.maxComputeWorkgroupStorageSize)}`,
+  ];
 }
 
 function formatBytes(bytes: number): string {

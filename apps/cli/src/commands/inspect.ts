@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { CliError } from '../errors';
 import { checkListedSizes, refuseExport, requireFolder } from '../checks';
 import { integer } from '../util';
+import { BACKEND_OPTION_HELP } from './info';
 
 interface InspectCliOptions {
   json?: boolean;
@@ -25,7 +26,7 @@ export function registerInspect(program: Command): void {
     .option('--data <dir>', '--drift: the dataset the checkpoints were trained on (normal training images of each earlier class)')
     .option('--format <name>', '--drift: dataset layout (mvtec, visa, folder)', 'mvtec')
     .option('--images <n>', '--drift: normal images per class', '16')
-    .option('--backend <name>', '--drift: tfjs backend (default $OFM_BACKEND, else auto)')
+    .option('--backend <name>', `--drift: ${BACKEND_OPTION_HELP}`)
     .addHelpText(
       'after',
       `

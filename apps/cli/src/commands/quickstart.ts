@@ -5,6 +5,7 @@ import { CliError } from '../errors';
 import { ofmCommand, shellQuote } from '../invocation';
 import { Progress, integer, interruptExitCode, isAbort, withInterrupts } from '../util';
 import { describeRunProgress, formatCurve, initRuntime, summaryJson } from './run-shared';
+import { BACKEND_OPTION_HELP } from './info';
 
 /** The three classes of the quick start: one texture and two objects of the synthetic dataset. */
 export const QUICKSTART_CLASSES = ['tiles', 'washer', 'chip'];
@@ -26,7 +27,7 @@ export function registerQuickstart(program: Command): void {
     .option('--out <dir>', 'working directory (data/ and model/ inside)', 'ofm-quickstart')
     .option('--steps <n>', 'training steps per task (default: the detector default)')
     .option('--image-size <n>', 'image size in pixels (default: the detector default); smaller is faster, larger sees finer defects')
-    .option('--backend <name>', 'tfjs backend (default $OFM_BACKEND, else auto)')
+    .option('--backend <name>', BACKEND_OPTION_HELP)
     .option('--json', 'print the final summary as JSON')
     .option('--quiet', 'no progress on stderr')
     .action(async (o: QuickstartCliOptions) => {
@@ -41,7 +42,8 @@ export function registerQuickstart(program: Command): void {
       if (existsSync(join(model, 'manifest.json'))) {
         throw new CliError(`${model} already holds a checkpoint; choose another --out or remove it`);
       }
-      const runtime = await initRuntime(o.backend, progress);
+      // The same training and evaluation as `ofm train`: asynchronous reads, so WebGPU can run it.
+      const runtime = await initRuntime(o.backend, progress, { asyncReads: true });
       // The model is built first: a size it cannot take is refused before anything is written.
       const { detector } = await runtime.makeDetector({ overrides: { steps, imageSize } });
       try {

@@ -12,7 +12,7 @@ import type {
   RunResults,
   SnapshotMeta,
 } from '@ofm/detector';
-import type { BackendRequest } from '@ofm/tensor';
+import type { BackendReport, BackendRequest } from '@ofm/tensor';
 import { CliError } from '../errors';
 import type { Progress } from '../util';
 
@@ -36,15 +36,36 @@ export interface TrainerSetup {
   run(opts: RunOptions): ReturnType<typeof import('@ofm/detector').runContinual>;
 }
 
+/**
+ * `--backend webgpu` (or OFM_BACKEND=webgpu) that did not start: one clear error rather than the
+ * whole job on another backend than the one asked for.
+ */
+export function refuseWebgpuFallback(report: BackendReport): void {
+  if (report.requested !== 'webgpu' || report.backend === 'webgpu') return;
+  const why = report.candidates.find((c) => c.name === 'webgpu')?.reason ?? 'it did not start';
+  const from = report.requestSource === 'env' ? 'OFM_BACKEND=webgpu' : '--backend webgpu';
+  throw new CliError(
+    `${from}: the WebGPU backend cannot run this command here: ${why}. Use --backend wasm (or tensorflow-gpu); ` +
+      '`ofm info --backend webgpu` and `ofm bench perf --backend webgpu` run on WebGPU',
+  );
+}
+
 /** Start the backend (one clear error for a bad name) and load the model packages. */
-export async function initRuntime(backend: string | undefined, progress?: Progress): Promise<TrainerSetup> {
+export async function initRuntime(
+  backend: string | undefined,
+  progress?: Progress,
+  opts: { asyncReads?: boolean } = {},
+): Promise<TrainerSetup> {
   const tensor = await import('@ofm/tensor');
   let report: Awaited<ReturnType<typeof tensor.initBackend>>;
   try {
-    report = await tensor.initBackend({ backend: backend as BackendRequest | undefined });
+    // `asyncReads`: the command's path reads tensors only asynchronously (training and
+    // evaluation by `runContinual`, `detectAsync`), so WebGPU in Node.js can run it.
+    report = await tensor.initBackend({ backend: backend as BackendRequest | undefined, syncReads: !opts.asyncReads });
   } catch (err) {
     throw new CliError((err as Error).message);
   }
+  refuseWebgpuFallback(report);
   if (report.backend === 'cpu') {
     progress?.note('running on the pure-JS cpu backend: expect training to be about 200x slower than wasm (see ofm info)');
   }
@@ -118,7 +139,8 @@ export async function checkpointContents(dir: string): Promise<{ tasks: number |
 
 /** Load a checkpoint for detection or evaluation, with checkpoint problems as clear CLI errors. */
 export async function loadForInference(backend: string | undefined, path: string) {
-  const runtime = await initRuntime(backend);
+  // `ofm detect` and `ofm eval` read asynchronously (detectAsync, evaluateClass).
+  const runtime = await initRuntime(backend, undefined, { asyncReads: true });
   const det = await import('@ofm/detector');
   const { detector, meta } = await loadOrExplain(det, path, {});
   return { runtime, detector, meta, det };

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { refuseExport, requireFolder } from '../checks';
 import { CliError } from '../errors';
 import { Progress, integer, positiveNumber } from '../util';
+import { BACKEND_OPTION_HELP } from './info';
 import { initRuntime } from './run-shared';
 
 interface ServeCliOptions {
@@ -38,7 +39,7 @@ export function registerServe(program: Command): void {
     .option('--model <dir>', 'or: a model written by ofm export (reloaded when exported again)')
     .option('--host <host>', 'address to listen on (0.0.0.0: every interface, e.g. in a container)', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port, printed at start)', '8080')
-    .option('--backend <name>', 'tfjs backend (default $OFM_BACKEND, else auto)')
+    .option('--backend <name>', BACKEND_OPTION_HELP)
     .option('--threshold <z>', 'calibrated score above which an image is called anomalous (a request may pass ?threshold=)', '3')
     .option('--token <token>', 'bearer token for POST /v1/reload (default $OFM_SERVE_TOKEN; without one, that route answers 403)')
     .option('--max-body-mb <n>', 'largest request body in MiB (413 beyond)', '16')
@@ -104,7 +105,7 @@ Examples:
       requireFolder(source, `${flag} '${source}'`);
       if (o.ckpt !== undefined) refuseExport(source, `--ckpt '${source}'`);
       const progress = new Progress('serve', o.quiet === true);
-      await initRuntime(o.backend, progress);
+      await initRuntime(o.backend, progress, { asyncReads: true });
       const { startServer } = await import('../serve/server');
       let server: Awaited<ReturnType<typeof startServer>>;
       try {

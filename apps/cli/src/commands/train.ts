@@ -15,6 +15,7 @@ import {
   lockCheckpoint,
   summaryJson,
 } from './run-shared';
+import { BACKEND_OPTION_HELP } from './info';
 
 interface TrainCliOptions extends DataOptions, CommonCliOptions {
   setting?: string;
@@ -86,7 +87,7 @@ export function registerTrain(program: Command): void {
     .option('--no-eval', 'skip the evaluation after each task')
     .option('--keep-tasks', 'also keep a copy of the checkpoint after each task, <ckpt>.task<N> (for ofm inspect --drift)')
     .option('--seed <n>', 'random seed (overrides the config)')
-    .option('--backend <name>', 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu (default $OFM_BACKEND, else auto)')
+    .option('--backend <name>', BACKEND_OPTION_HELP)
     .option('--normal-dir <dir>', 'folder format: normal images (default <data>/normal)')
     .option('--abnormal-dir <dir>', 'folder format: anomalous test images (default <data>/abnormal)')
     .option('--mask-dir <dir>', 'folder format: masks named like the anomalous images (default <data>/mask)')
@@ -137,7 +138,8 @@ Example:
       // The output folder and the data, checked before anything is built or written.
       await preflightTrain({ ...o, out: o.out, imageSize: overrides.imageSize, configInput });
       const progress = new Progress('train', o.quiet || o.json === true);
-      const runtime: TrainerSetup = await initRuntime(o.backend, progress);
+      // Training and evaluation read asynchronously, so WebGPU in Node.js can run them.
+      const runtime: TrainerSetup = await initRuntime(o.backend, progress, { asyncReads: true });
       // Held from before the checkpoint is read until the command ends: one writer at a time.
       const lock = await lockCheckpoint(resolve(out), 'ofm train', progress);
       try {

@@ -172,16 +172,18 @@ export class DetectBatcher {
   private schedule(delayMs: number): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    const run = () => {
+    // One batch at a time: `scheduled` stays set until the batch's asynchronous reads are done, so
+    // two batches never interleave on one detector (per-task weights are swapped in per class).
+    const run = async () => {
+      await this.runBatch();
       this.scheduled = false;
-      this.runBatch();
       if (this.pending.length > 0) this.schedule(this.pending.length >= this.maxBatch ? 0 : this.windowMs);
     };
-    if (delayMs > 0) setTimeout(run, delayMs);
-    else setImmediate(run);
+    if (delayMs > 0) setTimeout(() => void run(), delayMs);
+    else setImmediate(() => void run());
   }
 
-  private runBatch(): void {
+  private async runBatch(): Promise<void> {
     if (this.pending.length === 0) return;
     const model = this.pending[0]!.model;
     const batch: PendingImage[] = [];
@@ -200,7 +202,8 @@ export class DetectBatcher {
     const started = performance.now();
     let detections: Detection[];
     try {
-      detections = model.detector.detect(batch.map((b) => b.image));
+      // Asynchronous reads: the same numbers as detect(), and the only kind WebGPU has in Node.js.
+      detections = await model.detector.detectAsync(batch.map((b) => b.image));
     } catch (err) {
       for (const item of batch) item.reject(err);
       return;

@@ -97,7 +97,7 @@ export function ModelPanel({ state, backend, onOpen }: Props) {
           </label>
           {backend && (
             <p class="hint">
-              Runs on <b>{backend.name}</b> ({backend.detail}). Force another with <code>?backend=wasm</code>, <code>webgl</code> or{' '}
+              Runs on <b>{backend.name}</b> ({backend.detail}). Force another with <code>?backend=webgpu</code>, <code>webgl</code>, <code>wasm</code> or{' '}
               <code>cpu</code>.
             </p>
           )}

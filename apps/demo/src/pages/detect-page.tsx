@@ -74,7 +74,11 @@ function Detector({ model }: { model: LoadedModel }) {
         return;
       }
       await nextFrame();
-      const detection = detectOne(model.detector, prepared.input);
+      const detection = await detectOne(model.detector, prepared.input);
+      if (ticket !== latest.current) {
+        prepared.preview.close();
+        return;
+      }
       setImage(prepared);
       setResult(detection);
       if (prepared.notice) setMessage({ kind: 'info', text: prepared.notice });

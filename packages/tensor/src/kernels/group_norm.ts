@@ -14,7 +14,7 @@
  *
  * Kernels: {@link GROUP_NORM_KERNEL} (outputs `[y, stats]`, `stats[n, g] = (mean, 1/sqrt(var +
  * eps))`) and {@link GROUP_NORM_GRAD_KERNEL} (outputs `[dx, dscale, doffset]`), for the wasm
- * and cpu backends. Other backends use the composite ops (see `groupNorm` in nn.ts).
+ * and cpu backends. Other backends get the same kernels built from tfjs ops (`./composite`).
  */
 import { tf } from '../tf';
 import { JS_KERNEL_BACKENDS, type KernelArgs, type Storage } from './js_storage';

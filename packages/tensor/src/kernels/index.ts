@@ -12,7 +12,9 @@
  * | Transpose | built-in is a per-element loop (~0.3 GB/s); block copies / tiled transpose |
  *
  * Besides these replacements, JavaScript kernels for wasm and cpu back two nn.ts primitives:
- * `./group_norm` (group norm, optionally + SiLU) and `./upsample` (nearest upsampling).
+ * `./group_norm` (group norm, optionally + SiLU) and `./upsample` (nearest upsampling); every other
+ * backend (webgpu, webgl, tensorflow) gets the same kernels built from tfjs ops (`./composite`),
+ * chosen by registration (`./ofm_kernels`).
  * {@link initBackend} registers them when it selects wasm; call {@link registerWasmKernels}
  * yourself only when you pick the backend by hand (`tf.setBackend('wasm')`).
  */
@@ -31,6 +33,15 @@ export {
   registerGroupNormKernels,
 } from './group_norm';
 export { UPSAMPLE_GRAD_KERNEL, UPSAMPLE_KERNEL, hasUpsampleKernel, registerUpsampleKernels } from './upsample';
+export {
+  COMPOSITE_KERNELS,
+  groupNormGradOps,
+  groupNormOps,
+  registerCompositeKernels,
+  upsampleGradOps,
+  upsampleOps,
+} from './composite';
+export { registerOfmKernels } from './ofm_kernels';
 export { type WasmThreadsReport, enableWasmThreads } from './wasm_threads';
 import { createSliceWasm, createSplitVWasm, createTransposeWasm } from './strided_copy';
 import { unsortedSegmentSumWasm } from './unsorted_segment_sum';
