@@ -1,11 +1,4 @@
-import { defineConfig } from 'tsup';
+import { ofmTsup } from '@ofm/tsup-preset';
 
-export default defineConfig({
-  entry: ['src/bin.ts', 'src/index.ts'],
-  format: ['esm'],
-  dts: false,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  banner: { js: '#!/usr/bin/env node' },
-});
+// The command line: ESM only, no type declarations, a shebang on the bin.
+export default ofmTsup({ entry: ['src/bin.ts', 'src/index.ts'], format: ['esm'], dts: false, banner: { js: '#!/usr/bin/env node' } });

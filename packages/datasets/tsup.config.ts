@@ -1,12 +1,4 @@
-import { defineConfig } from 'tsup';
+import { ofmTsup } from '@ofm/tsup-preset';
 
-export default defineConfig({
-  // index: Node (loaders, sharp IO, synth to disk); browser: no Node APIs.
-  entry: ['src/index.ts', 'src/browser.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  external: ['sharp'],
-});
+// index: Node (loaders, sharp IO, synth to disk); browser: no Node APIs.
+export default ofmTsup({ entry: ['src/index.ts', 'src/browser.ts'], external: ['sharp'] });

@@ -1,12 +1,6 @@
-import { defineConfig } from 'tsup';
+import { ofmTsup } from '@ofm/tsup-preset';
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
+export default ofmTsup({
   // No shims: tsup's ESM shim imports 'path' and 'url' at load time, which breaks browser bundles
   // (the web demo). The code reads `__filename` where it exists (CJS) and `import.meta.url`
   // otherwise, so the CJS build's empty `import.meta` is never read.
