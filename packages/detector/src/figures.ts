@@ -4,25 +4,33 @@
  */
 import type { ContinualReport } from './report-format';
 
-/** A perceptually ordered colormap (dark blue -> cyan -> yellow -> red) for t in [0, 1]. */
-export function heatColor(t: number): [number, number, number] {
+type Rgb = [number, number, number];
+
+/** Linear interpolation along colour stops `[t, rgb]` (t ascending from 0 to 1); t is clamped, NaN is 0. */
+function rampColor(stops: readonly (readonly [number, Rgb])[], t: number): Rgb {
   const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0));
-  const stops: [number, [number, number, number]][] = [
-    [0, [48, 18, 59]],
-    [0.25, [40, 120, 240]],
-    [0.5, [40, 220, 160]],
-    [0.75, [250, 200, 40]],
-    [1, [200, 20, 20]],
-  ];
   for (let i = 1; i < stops.length; i++) {
     const [t1, c1] = stops[i]!;
     const [t0, c0] = stops[i - 1]!;
     if (x <= t1) {
       const f = (x - t0) / (t1 - t0);
-      return [0, 1, 2].map((k) => Math.round(c0[k]! + f * (c1[k]! - c0[k]!))) as [number, number, number];
+      return [0, 1, 2].map((k) => Math.round(c0[k]! + f * (c1[k]! - c0[k]!))) as Rgb;
     }
   }
-  return stops[stops.length - 1]![1];
+  return [...stops[stops.length - 1]![1]] as Rgb;
+}
+
+const HEAT_STOPS: readonly (readonly [number, Rgb])[] = [
+  [0, [48, 18, 59]],
+  [0.25, [40, 120, 240]],
+  [0.5, [40, 220, 160]],
+  [0.75, [250, 200, 40]],
+  [1, [200, 20, 20]],
+];
+
+/** A perceptually ordered colormap (dark blue -> cyan -> yellow -> red) for t in [0, 1]. */
+export function heatColor(t: number): [number, number, number] {
+  return rampColor(HEAT_STOPS, t);
 }
 
 /**
@@ -85,29 +93,21 @@ function textWidth(text: string, fontSize: number): number {
   return text.length * fontSize * 0.62;
 }
 
+const METRIC_STOPS: readonly (readonly [number, Rgb])[] = [
+  [0, [179, 88, 6]],
+  [0.25, [241, 163, 64]],
+  [0.5, [247, 247, 247]],
+  [0.75, [103, 169, 207]],
+  [1, [33, 102, 172]],
+];
+
 /**
  * The colormap of metric figures (AUROC and similar), for t in [0, 1] where 0 is chance and 1 is
  * perfect: orange (bad) -> white -> blue (good). Diverging and readable with red-green colour
  * blindness; kept apart from {@link heatColor}, whose red means "anomalous".
  */
 export function metricColor(t: number): [number, number, number] {
-  const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0));
-  const stops: [number, [number, number, number]][] = [
-    [0, [179, 88, 6]],
-    [0.25, [241, 163, 64]],
-    [0.5, [247, 247, 247]],
-    [0.75, [103, 169, 207]],
-    [1, [33, 102, 172]],
-  ];
-  for (let i = 1; i < stops.length; i++) {
-    const [t1, c1] = stops[i]!;
-    const [t0, c0] = stops[i - 1]!;
-    if (x <= t1) {
-      const f = (x - t0) / (t1 - t0);
-      return [0, 1, 2].map((k) => Math.round(c0[k]! + f * (c1[k]! - c0[k]!))) as [number, number, number];
-    }
-  }
-  return stops[stops.length - 1]![1];
+  return rampColor(METRIC_STOPS, t);
 }
 
 let gradientIds = 0;
