@@ -184,3 +184,28 @@ export function overlaySize(source: { width: number; height: number }): { width:
   const scale = Math.min(1024, Math.max(256, longer)) / longer;
   return { width: Math.max(1, Math.round(source.width * scale)), height: Math.max(1, Math.round(source.height * scale)) };
 }
+
+/**
+ * The overlay PNG of one detection, drawn over the image as it was given (encoded `bytes`, at
+ * {@link overlaySize}): what `ofm detect --out` writes and `ofm serve` returns, byte for byte.
+ */
+export async function detectionOverlay(
+  bytes: Uint8Array,
+  source: { width: number; height: number },
+  detection: { map: Float32Array; score: number; className: string },
+  mapSize: number,
+  threshold: number,
+): Promise<Uint8Array> {
+  // Loaded here, not at the top: `ofm --help` stays fast.
+  const [{ decodeImage }, { detectionOverlayPng }] = await Promise.all([import('@ofm/datasets'), import('@ofm/detector')]);
+  const shown = await decodeImage(bytes, { size: overlaySize(source) });
+  return detectionOverlayPng({
+    image: shown,
+    map: detection.map,
+    mapWidth: mapSize,
+    mapHeight: mapSize,
+    score: detection.score,
+    className: detection.className,
+    threshold,
+  });
+}

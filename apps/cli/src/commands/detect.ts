@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { refuseExport, requireFolder, requireOutputFolder } from '../checks';
 import { CliError } from '../errors';
-import { expandImageArgs, outputStems, overlaySize } from '../images';
+import { detectionOverlay, expandImageArgs, outputStems } from '../images';
 import { removeOnInterrupt } from '../util';
 import { loadForInference } from './run-shared';
 import { BACKEND_OPTION_HELP } from './info';
@@ -115,16 +115,7 @@ Examples:
             if (tmp && outDir) {
               const file = `${stems[start + j]}_overlay.png`;
               // The map goes back onto the image at the image's own aspect ratio (within 256-1024 px).
-              const shown = await readImage(chunk[j]!.path, { size: overlaySize(sources[j]!) });
-              const png = await det.detectionOverlayPng({
-                image: shown,
-                map: d.map,
-                mapWidth: size,
-                mapHeight: size,
-                score: d.score,
-                className: d.className,
-                threshold,
-              });
+              const png = await detectionOverlay(await readFile(chunk[j]!.path), sources[j]!, d, size, threshold);
               await mkdir(dirname(join(tmp, file)), { recursive: true });
               await writeFile(join(tmp, file), png);
               overlayPath = join(outDir, file);

@@ -10,10 +10,10 @@ import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import multipart from '@fastify/multipart';
 import { DatasetError, decodeImage } from '@ofm/datasets';
-import { type Detection, detectionOverlayPng, loadDetector, loadExportedDetector } from '@ofm/detector';
+import { type Detection, loadDetector, loadExportedDetector } from '@ofm/detector';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import sharp from 'sharp';
-import { overlaySize } from '../images';
+import { detectionOverlay } from '../images';
 import { type ServeMetrics, createMetrics } from './metrics';
 import { type LoadedModel, ModelHost, type ModelKind, type ModelLease, type ModelLoader, type ServedModel } from './model';
 import { AdmissionQueue, DeadlineError, DetectBatcher, type Ticket } from './queue';
@@ -436,16 +436,7 @@ async function describe(
   let overlayPng: string | null = null;
   if (withOverlay) {
     // What `ofm detect --out` writes for the image, byte for byte.
-    const shown = await decodeImage(input.bytes, { size: overlaySize({ width: input.sourceWidth, height: input.sourceHeight }) });
-    const png = await detectionOverlayPng({
-      image: shown,
-      map: d.map,
-      mapWidth: size,
-      mapHeight: size,
-      score: d.score,
-      className: d.className,
-      threshold,
-    });
+    const png = await detectionOverlay(input.bytes, { width: input.sourceWidth, height: input.sourceHeight }, d, size, threshold);
     overlayPng = Buffer.from(png).toString('base64');
   }
   return {
