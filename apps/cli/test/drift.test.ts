@@ -64,7 +64,7 @@ describe('ofm train --preset', () => {
     const out = join(dir, 'preset');
     const r = await ofm(['train', '--data', data, '--tasks', 'tiles', '--preset', 'fast', '--out', out]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("unknown preset 'fast'; presets: quick, texture");
+    expect(r.stderr).toContain("unknown preset 'fast'; presets: quick, texture, gpu-128, gpu-256");
     expect(existsSync(out)).toBe(false);
   });
 });

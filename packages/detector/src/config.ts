@@ -207,11 +207,46 @@ export interface DetectorPreset {
  * costs what a default one does; detection reconstructs whole 64 px images (about 4 times the
  * default's evaluation time). Measured on real photographs in docs/benchmarks.md.
  */
-export const DETECTOR_PRESETS: Readonly<Record<'quick' | 'texture', DetectorPreset>> = Object.freeze({
+export const DETECTOR_PRESETS: Readonly<Record<'quick' | 'texture' | 'gpu-128' | 'gpu-256', DetectorPreset>> = Object.freeze({
   quick: { description: 'the defaults: 32 px, 150 steps per task (the quick start)', config: {} },
   texture: {
     description: '64 px images, trained on 32 px crops (same cost per step), attention at 16x16: fine textures and small defects',
     config: { imageSize: 64, unet: { ...DEFAULT_DETECTOR_CONFIG.unet, attention_resolutions: [16] }, training: { cropSize: 32 } },
+  },
+  'gpu-128': {
+    description: 'for a GPU (--backend webgpu or tensorflow-gpu): 128 px, a 4-level UNet 64-256 channels wide, 1000 steps per task',
+    config: {
+      imageSize: 128,
+      unet: {
+        ...DEFAULT_DETECTOR_CONFIG.unet,
+        model_channels: 64,
+        channel_mult: [1, 2, 4, 4],
+        num_res_blocks: 2,
+        attention_resolutions: [16],
+        groupnorm_groups: 32,
+        time_embed_dim: 256,
+      },
+      // A 16 x 16 token grid, as at the defaults' scale: three downsamplings in the hint encoder.
+      amn: { ...DEFAULT_DETECTOR_CONFIG.amn, hintChannels: [16, 32, 64, 64], dim: 64, ffn: 128 },
+      training: { steps: 1000 },
+    },
+  },
+  'gpu-256': {
+    description: 'for a GPU: 256 px, a 5-level UNet 64-256 channels wide, 1000 steps per task',
+    config: {
+      imageSize: 256,
+      unet: {
+        ...DEFAULT_DETECTOR_CONFIG.unet,
+        model_channels: 64,
+        channel_mult: [1, 1, 2, 4, 4],
+        num_res_blocks: 2,
+        attention_resolutions: [16],
+        groupnorm_groups: 32,
+        time_embed_dim: 256,
+      },
+      amn: { ...DEFAULT_DETECTOR_CONFIG.amn, hintChannels: [16, 32, 64, 64, 64], dim: 64, ffn: 128 },
+      training: { steps: 1000 },
+    },
   },
 });
 

@@ -4,7 +4,8 @@
  * the source and lists every problem by field.
  */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_DETECTOR_CONFIG, type DetectorConfigInput, resolveDetectorConfig } from '../src/config';
+import { gridSize, resolveAmnConfig } from '@ofm/amn';
+import { DEFAULT_DETECTOR_CONFIG, DETECTOR_PRESETS, type DetectorConfigInput, presetConfig, resolveDetectorConfig } from '../src/config';
 import { parseDetectorConfig } from '../src/config-schema';
 import { TINY_CONFIG } from './tiny';
 
@@ -78,5 +79,19 @@ describe('resolveDetectorConfig', () => {
     expect(() => parseDetectorConfig({ ...DEFAULT_DETECTOR_CONFIG, training }, 'checkpoint x')).toThrow(
       /^checkpoint x: training\.steps: missing \(number expected\)$/,
     );
+  });
+});
+
+describe('presets', () => {
+  it('every preset is a valid config; the GPU presets keep the AMN on a 16 x 16 token grid', () => {
+    for (const name of Object.keys(DETECTOR_PRESETS)) {
+      const config = resolveDetectorConfig(presetConfig(name), `--preset ${name}`);
+      const amn = resolveAmnConfig({ ...config.amn });
+      if (name.startsWith('gpu-')) {
+        expect(config.imageSize).toBeGreaterThanOrEqual(128);
+        expect(gridSize(amn, config.imageSize, config.imageSize)).toEqual([16, 16]);
+      }
+    }
+    expect(() => presetConfig('huge')).toThrow(/unknown preset 'huge'; presets: quick, texture, gpu-128, gpu-256/);
   });
 });

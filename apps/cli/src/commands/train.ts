@@ -77,7 +77,7 @@ export function registerTrain(program: Command): void {
     .option('--tasks <spec>', 'tasks as "a,b|c": "," joins classes into one task, "|" separates tasks')
     .option('--out <ckpt>', 'checkpoint directory to write (rewritten atomically after each task)')
     .option('--resume <ckpt>', 'continue from this checkpoint (the tasks it holds must start the task list)')
-    .option('--preset <name>', 'start from a preset config: quick (the defaults, 32 px) or texture (64 px images, 32 px training crops)')
+    .option('--preset <name>', 'start from a preset config: quick (the defaults, 32 px), texture (64 px images, 32 px training crops), gpu-128 or gpu-256 (for a GPU backend)')
     .option('--config <file>', 'detector config JSON (partial; merged over the preset; defaults fill the rest)')
     .option('--steps <n>', 'training steps per task (overrides the config)')
     .option('--image-size <n>', 'image size in pixels (overrides the config)')
@@ -110,7 +110,9 @@ Each task keeps its own copy of the weights (continual.weights: per-task), so a 
 changes how an earlier class is detected; --shared-weights trains one set of weights protected by
 gradient projection instead (One-for-More as published; it forgets on real photographs, see
 docs/benchmarks.md). Presets: quick (the defaults, 32 px), texture (64 px images trained on 32 px
-crops: better defect localisation on real textures at about the same time, docs/benchmarks.md).
+crops: better defect localisation on real textures at about the same time, docs/benchmarks.md),
+gpu-128 and gpu-256 (128 / 256 px, a wider UNet, 1000 steps per task: for --backend webgpu or
+tensorflow-gpu; far too slow for a CPU, see the cost per step in the README).
 
 Example:
   ofm synth --out data && ofm train --data data --tasks "tiles|washer|chip" --out model`,
