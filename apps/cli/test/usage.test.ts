@@ -7,7 +7,8 @@ import { cp, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TINY_CONFIG, expectRefused, ofm, tinyFixture } from './helpers';
+import { spawn } from 'node:child_process';
+import { TINY_CONFIG, bin, expectRefused, ofm, tinyFixture } from './helpers';
 
 let dir: string;
 let data: string;
@@ -59,6 +60,21 @@ describe('errors', () => {
       expectRefused(r, /is a browser export \(written by ofm export\), not a training checkpoint: use the checkpoint it was exported from/, args[0]);
       expect(r.stderr).toContain(`pnpm demo --model ${exported()}`);
     }
+  });
+});
+
+describe('output into a pipe that closes early', () => {
+  it('`ofm serve --help | head -1` ends quietly with exit 0, no EPIPE stack trace', async () => {
+    const child = spawn(process.execPath, [bin, 'serve', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => {
+      stderr += String(d);
+    });
+    // Read one chunk, then close our end, as `head` does.
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).not.toMatch(/EPIPE|Unhandled/);
+    expect(code).toBe(0);
   });
 });
 
