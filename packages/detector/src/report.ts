@@ -241,7 +241,7 @@ export function reportMarkdown(report: ContinualReport, opts: { samples?: boolea
     lines.push(
       '![sample heatmaps](figures/samples.png)',
       '',
-      `Samples: the first good and the first two defective test images of each class. The map is drawn from 0 to ${mapRange()[1]} σ above the class's normal pixels on every row; the score is the image's, in σ of its class's normal scores, and an image is called anomalous above ${DEFAULT_SCORE_THRESHOLD} (the default of \`ofm detect --threshold\`).`,
+      `Samples: the first good and the first two defective test images of each class. The reconstruction shown is the one from the class's first start timestep (with fused starts, the first of \`reconstruction.tStartCandidates\`: 10 by default); the map is drawn from 0 to ${mapRange()[1]} σ above the class's normal pixels on every row; the score is the image's, in σ of its class's normal scores, and an image is called anomalous above ${DEFAULT_SCORE_THRESHOLD} (the default of \`ofm detect --threshold\`).`,
       '',
     );
   }
