@@ -1,3 +1,4 @@
 import { ofmVitest } from '@ofm/vitest-preset';
 
-export default ofmVitest();
+// An example tests what a user installs: the built packages.
+export default ofmVitest({}, { packages: 'dist' });

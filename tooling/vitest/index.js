@@ -1,10 +1,36 @@
 // Shared vitest preset: every package writes a machine-readable report to .vitest/results.json,
 // which `.ci/run` sums into the single "N passed, N failed" line the CI reader understands.
+//
+// Workspace packages (`@ofm/tensor`, `@ofm/detector/browser`, ...) resolve to their TypeScript
+// sources, so a change in one package is tested by every package that uses it without a rebuild.
+// The examples pass `{ packages: 'dist' }`: they test what a user installs. Child processes (the
+// CLI's `ofm` bin) still run the built `dist`.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-/** @param {import('vitest/config').UserConfig['test']} [overrides] */
-export function ofmVitest(overrides = {}) {
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Aliases from each workspace package name (and its `/browser` entry) to its sources. */
+export function sourceAliases() {
+  const names = ['amn', 'continual', 'datasets', 'detector', 'diffusion', 'isvd', 'metrics', 'tensor'];
+  const aliases = [];
+  for (const name of names) {
+    const src = join(root, 'packages', name, 'src');
+    if (existsSync(join(src, 'browser.ts'))) aliases.push({ find: `@ofm/${name}/browser`, replacement: join(src, 'browser.ts') });
+    aliases.push({ find: new RegExp(`^@ofm/${name}$`), replacement: join(src, 'index.ts') });
+  }
+  return aliases;
+}
+
+/**
+ * @param {import('vitest/config').UserConfig['test']} [overrides]
+ * @param {{ packages?: 'src' | 'dist' }} [options]
+ */
+export function ofmVitest(overrides = {}, options = {}) {
   return defineConfig({
+    resolve: { alias: options.packages === 'dist' ? [] : sourceAliases() },
     test: {
       include: ['test/**/*.test.ts'],
       testTimeout: 120_000,
