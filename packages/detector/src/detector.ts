@@ -45,6 +45,7 @@ import { type Evaluation, type TestImage, evaluateDetector } from './evaluate';
 import { type FeatureExtractor, FilterBankExtractor, PixelExtractor } from './features';
 import { anomalyMap, imageScoresReads, scoreReduction } from './maps';
 import type { SnapshotPolicy, TrainSnapshot } from './snapshot';
+import { throwIfAborted } from './abort';
 
 /** A class the detector has learned: what detection needs to serve it. */
 export interface LearnedClass {
@@ -920,13 +921,6 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
 }
 
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) {
-    const err = new Error('interrupted');
-    err.name = 'AbortError';
-    throw err;
-  }
-}
 
 /**
  * Which start timestep a class keeps, from the validation AUROCs of every candidate: the smallest

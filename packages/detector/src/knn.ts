@@ -10,6 +10,7 @@ import { hashSeed } from '@ofm/datasets';
 import { Rng, tf } from '@ofm/tensor';
 import type { Detection, TaskImages } from './detector';
 import { type FeatureExtractor, FilterBankExtractor, gaussianBlur } from './features';
+import { abortError } from './abort';
 
 /** Options of {@link PatchKnnDetector}; every field has a default. */
 export interface PatchKnnOptions {
@@ -437,8 +438,3 @@ export function greedyKCenter(candidates: tf.Tensor2D, m: number, rng: Rng, proj
   return tf.tensor1d(chosen, 'int32');
 }
 
-function abortError(): Error {
-  const err = new Error('interrupted');
-  err.name = 'AbortError';
-  return err;
-}

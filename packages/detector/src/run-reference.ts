@@ -14,6 +14,7 @@ import { type ClassMetrics, classMetrics } from './evaluate';
 import type { PatchKnnDetector } from './knn';
 import { type ContinualReport, writeReport } from './report';
 import { type ReportSource, type RunProgress, type RunResults, buildReport } from './run';
+import { abortError } from './abort';
 
 /** Options of {@link runReference}. */
 export interface ReferenceRunOptions {
@@ -115,8 +116,3 @@ function referenceReport(knn: PatchKnnDetector, results: RunResults): ContinualR
   return buildReport(view, results, false);
 }
 
-function abortError(): Error {
-  const err = new Error('interrupted');
-  err.name = 'AbortError';
-  return err;
-}

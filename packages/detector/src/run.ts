@@ -20,6 +20,7 @@ import {
   type ReportSample,
   renderReport,
 } from './report';
+import { abortError } from './abort';
 
 
 /** What a run keeps in the checkpoint to continue its result matrix after a resume. */
@@ -373,11 +374,6 @@ function prefixed(files: Record<string, Uint8Array | string>, prefix: string): R
   return Object.fromEntries(Object.entries(files).map(([k, v]) => [`${prefix}${k}`, v]));
 }
 
-function abortError(): Error {
-  const err = new Error('interrupted');
-  err.name = 'AbortError';
-  return err;
-}
 
 /** `{ fusedTStarts }` for the classes of a task whose detection fuses start timesteps, or nothing. */
 function fusedOf(source: ReportSource, classes: readonly string[]): { fusedTStarts?: Record<string, number[]> } {
