@@ -9,7 +9,7 @@
  * every conv and dense layer reports its input to the context's tap, so gradient projection can
  * protect the AMN like the UNet.
  */
-import { type Ctx, conv2d, dense, dropout, layerNorm, positionalEmbedding2d, scope, silu, tf } from '@ofm/tensor';
+import { type Ctx, conv2d, dense, dropout, layerNorm, positionalEmbedding2d, sameShape, scope, silu, tf } from '@ofm/tensor';
 import { maskedSelfAttention } from './attention';
 import {
   type AmnConfig,
@@ -265,6 +265,3 @@ export function clearAmnCaches(): void {
   posCache.clear();
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}

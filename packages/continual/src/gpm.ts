@@ -17,7 +17,7 @@
  * serialise into checkpoints as `gpm.<layer>.basis` plus {@link GpmMeta}.
  */
 import { IncrementalSvd, type IsvdMethod, type RepresentationFactorizer, StackedSvd } from '@ofm/isvd';
-import { type Matrix, type ParamStore, Rng, type TapEvent, type TapFn, projectGradient, tf } from '@ofm/tensor';
+import { type Matrix, type ParamStore, Rng, type TapEvent, type TapFn, projectGradient, sameShape, tf } from '@ofm/tensor';
 import { growBasis } from './criterion';
 import { type LayerSelector, type ThresholdQuery, type ThresholdSpec, checkThreshold, isSelected, resolveThreshold } from './selection';
 
@@ -622,10 +622,6 @@ export class GradientProjectionMemory {
 
 function tensorToMatrix(t: tf.Tensor2D): Matrix {
   return { rows: t.shape[0], cols: t.shape[1], data: Float64Array.from(t.dataSync()) };
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 function isThenable<T>(value: T): value is T & PromiseLike<Awaited<T>> {

@@ -9,7 +9,7 @@
  * with `k` the number of updates that parameter has had. State is per parameter name and can be
  * saved and restored as named tensors (for checkpoints).
  */
-import { tf } from '@ofm/tensor';
+import { sameShape, tf } from '@ofm/tensor';
 
 /** Options of {@link AdamW}. */
 export interface AdamWOptions {
@@ -172,6 +172,3 @@ function stateVariable(make: () => tf.Tensor): tf.Variable {
   return v;
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}

@@ -4,7 +4,7 @@
  * `1 - ᾱ_t` where `ᾱ_t = Π_{s<=t} (1 - β_s)`. Values are computed in float64 on the host and
  * handed to tfjs as float32 (as the PyTorch twin does).
  */
-import { tf } from '@ofm/tensor';
+import { sameShape, tf } from '@ofm/tensor';
 
 /** `linear`: DDPM betas; `scaled-linear`: latent/stable diffusion betas; `cosine`: improved DDPM. */
 export type ScheduleKind = 'linear' | 'scaled-linear' | 'cosine';
@@ -134,6 +134,3 @@ function makeBetas(kind: ScheduleKind, T: number, opts: ScheduleOptions): Float6
   }
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}

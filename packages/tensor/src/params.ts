@@ -160,6 +160,7 @@ function uniqueId(): number {
   return nextId;
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
+/** Whether two tensor shapes are equal, dimension by dimension. */
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
