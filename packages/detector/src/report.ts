@@ -27,11 +27,6 @@ export function mapRange(threshold = DEFAULT_SCORE_THRESHOLD): [number, number] 
   return [0, Math.max(2 * threshold, 1)];
 }
 
-/** "score 9.91 σ, above 3: anomalous" — a calibrated score with its unit and decision. */
-export function scoreVerdict(score: number, threshold = DEFAULT_SCORE_THRESHOLD): string {
-  return `score ${score.toFixed(2)} σ, ${score > threshold ? `above ${threshold}: anomalous` : `not above ${threshold}: normal`}`;
-}
-
 const MAP_CAPTION = 'anomaly map: standard deviations (σ) above the class’s normal pixels';
 const OVERLAY_CAPTION = 'map: σ above the class’s normal pixels';
 

@@ -86,7 +86,7 @@ Examples:
       // Ctrl-C or SIGTERM while the outputs are made removes them: nothing half-written stays.
       const release = tmp ? removeOnInterrupt(tmp) : () => {};
       try {
-        const { readImage, DatasetError } = await import('@ofm/datasets');
+        const { decodeImage, DatasetError } = await import('@ofm/datasets');
         const size = detector.config.imageSize;
         const stems = outputStems(images);
         if (tmp) {
@@ -98,13 +98,18 @@ Examples:
           const chunk = images.slice(start, start + CHUNK);
           const inputs: Float32Array[] = [];
           const sources: { width: number; height: number }[] = [];
+          // Each file is read once: decoded at the model's size here, drawn again for its overlay.
+          const files: Uint8Array[] = [];
           for (const image of chunk) {
             try {
-              const decoded = await readImage(image.path, { size });
+              const bytes = await readFile(image.path);
+              const decoded = await decodeImage(bytes, { size, source: image.path });
               inputs.push(decoded.data);
               sources.push({ width: decoded.sourceWidth, height: decoded.sourceHeight });
+              if (tmp) files.push(bytes);
             } catch (err) {
               if (err instanceof DatasetError) throw new CliError(err.message);
+              if ((err as NodeJS.ErrnoException).code) throw new CliError(`cannot read ${image.path}: ${(err as Error).message}`);
               throw err;
             }
           }
@@ -115,7 +120,7 @@ Examples:
             if (tmp && outDir) {
               const file = `${stems[start + j]}_overlay.png`;
               // The map goes back onto the image at the image's own aspect ratio (within 256-1024 px).
-              const png = await detectionOverlay(await readFile(chunk[j]!.path), sources[j]!, d, size, threshold);
+              const png = await detectionOverlay(files[j]!, sources[j]!, d, size, threshold);
               await mkdir(dirname(join(tmp, file)), { recursive: true });
               await writeFile(join(tmp, file), png);
               overlayPath = join(outDir, file);
