@@ -92,6 +92,23 @@ function fusedStart(tStart: number, values: Float32Array): FusedStart {
   return { tStart, pixelMean: mean, pixelStd: Math.max(std, 1e-6 + 1e-3 * Math.abs(mean)) };
 }
 
+/** `sum + (maps - f.pixelMean) / f.pixelStd` (the running sum of a fused map); disposes `sum` and `maps`. */
+function addStandardised(sum: tf.Tensor3D | undefined, maps: tf.Tensor3D, f: FusedStart): tf.Tensor3D {
+  const next = tf.tidy(() => {
+    const z = tf.div(tf.sub(maps, f.pixelMean), f.pixelStd);
+    return (sum ? tf.add(sum, z) : z) as tf.Tensor3D;
+  });
+  tf.dispose(sum ? [maps, sum] : [maps]);
+  return next;
+}
+
+/** The fused map: the running sum over `count` starts divided by their number; disposes `sum`. */
+function meanOfSum(sum: tf.Tensor3D, count: number): tf.Tensor3D {
+  const mean = tf.div(sum, count) as tf.Tensor3D;
+  sum.dispose();
+  return mean;
+}
+
 /** What one task's learning did. */
 export interface TaskRecord {
   index: number;
@@ -638,15 +655,9 @@ export class ContinualDetector {
     for (const [k, f] of plan.fused.entries()) {
       const { maps, recon } = yield* this.sampleMaps(images01, f.tStart, keepRecon && k === 0);
       if (recon) kept = recon;
-      const next = tf.tidy(() => {
-        const z = tf.div(tf.sub(maps, f.pixelMean), f.pixelStd);
-        return (sum ? tf.add(sum, z) : z) as tf.Tensor3D;
-      });
-      tf.dispose([maps, sum]);
-      sum = next;
+      sum = addStandardised(sum, maps, f);
     }
-    const maps = tf.div(sum!, plan.fused.length) as tf.Tensor3D;
-    sum!.dispose();
+    const maps = meanOfSum(sum!, plan.fused.length);
     return { maps, scores: yield* imageScoresReads(maps, reduction), recon: kept };
   }
 
@@ -721,9 +732,9 @@ export class ContinualDetector {
     const chosen = chooseStartTimestep(selection, labels);
     const descriptors = await readAsync(this.describe(train));
     const plan: StartPlan = c.reconstruction.fuse === false ? { tStart: selection[chosen]!.tStart } : { tStart: selection[chosen]!.tStart, fused };
-    // The calibration is of the maps detection will make: the chosen start's, or the fused ones
-    // (one more pass over the held-out normals; the fused maps of the synthetic anomalies are not needed).
-    const normal = plan.fused ? await this.scoreImages(validation, plan, opts.signal) : normals[chosen]!;
+    // The calibration is of the maps detection will make: the chosen start's, or the fused ones,
+    // combined from the per-start maps of the held-out normals already made above.
+    const normal = plan.fused ? await this.fuseNormals(normals, fused, validation.length) : normals[chosen]!;
     return {
       className: cls,
       task: index,
@@ -733,6 +744,25 @@ export class ContinualDetector {
       trainImages: train.length,
       validationImages: validation.length,
     };
+  }
+
+  /** Scores and flattened maps of `n` images fused from their per-start raw maps, as {@link rawMaps} fuses them. */
+  private async fuseNormals(
+    perStart: readonly { mapValues: Float32Array }[],
+    fused: readonly FusedStart[],
+    n: number,
+  ): Promise<{ scores: Float32Array; mapValues: Float32Array }> {
+    const size = this.config.imageSize;
+    let sum: tf.Tensor3D | undefined;
+    fused.forEach((f, k) => {
+      sum = addStandardised(sum, tf.tensor3d(perStart[k]!.mapValues, [n, size, size]), f);
+    });
+    const maps = meanOfSum(sum!, fused.length);
+    try {
+      return { scores: await readAsync(imageScoresReads(maps, scoreReduction(this.config.map))), mapValues: (await maps.data()) as Float32Array };
+    } finally {
+      maps.dispose();
+    }
   }
 
   /**
