@@ -19,7 +19,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ParamStore, Rng, initBackend, tf } from '@ofm/tensor';
-import { DiffusionTrainer, NoiseSchedule, UNet, parseUNetConfig } from '../src/index';
+import { DiffusionTrainer, NoiseSchedule, UNet, forwardGflopPerImage, parseUNetConfig } from '../src/index';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,30 +50,8 @@ const unet = new UNet(store, spec).init();
 console.log(`UNet ${unet.paramCount().toLocaleString('en-US')} parameters in ${unet.paramNames().length} tensors`);
 for (const [block, n] of Object.entries(unet.paramBreakdown())) console.log(`  ${block.padEnd(18)} ${n.toLocaleString('en-US').padStart(10)}`);
 
-/** Forward GFLOP per image, counted like the twin: conv/dense 2·MACs from taps, attention matmuls analytically. */
-function forwardGflopPerImage(): number {
-  let flops = 0;
-  tf.tidy(() => {
-    const x = tf.zeros([1, spec.image_size, spec.image_size, spec.in_channels]) as tf.Tensor4D;
-    unet.forward(x, [0], {
-      tap: (e) => {
-        const out = e.weightShape[e.weightShape.length - 1]!;
-        flops += 2 * e.input.shape[0] * e.input.shape[1] * out;
-      },
-    });
-  });
-  const blocks = [...unet.plan.inputBlocks, unet.plan.middleBlock, ...unet.plan.outputBlocks];
-  let res = spec.image_size;
-  for (const block of blocks) {
-    for (const layer of block) {
-      if (layer.kind === 'attention') flops += 2 * 2 * (res * res) ** 2 * layer.channels; // qᵀk and v·w
-      if (layer.kind === 'downsample') res /= 2;
-      if (layer.kind === 'upsample') res *= 2;
-    }
-  }
-  return flops / 1e9;
-}
-const gflopImage = forwardGflopPerImage();
+// Counted like the twin: conv/dense 2·MACs from taps, attention matmuls analytically.
+const gflopImage = forwardGflopPerImage(unet);
 const gflopStep = 3 * gflopImage * batch;
 console.log(`forward ${gflopImage.toFixed(3)} GFLOP/image; training step (3x forward, batch ${batch}) ${gflopStep.toFixed(1)} GFLOP`);
 

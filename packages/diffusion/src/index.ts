@@ -11,3 +11,4 @@ export * from './adamw';
 export * from './ema';
 export * from './trainer';
 export * from './ddim';
+export * from './cost';
