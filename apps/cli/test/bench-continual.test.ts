@@ -2,15 +2,15 @@
  * `ofm bench continual` through the built binary on a tiny config: two tasks, four methods and the
  * `knn` reference, two runs at once; the table's structure and the properties every benchmark must
  * have; a second invocation reuses the finished runs; bad input. Build first: `pnpm --filter @ofm/cli... build`.
+ * (The methods, representation memory and the table itself are tested in
+ * packages/detector/test/experiments.test.ts.)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContinualDetector, type DetectorConfigInput } from '@ofm/detector';
-import { initBackend } from '@ofm/tensor';
-import { BENCH_METHODS, BENCH_METHOD_NAMES, type BenchJson, type BenchRow, type RunResult, compareMethods, methodConfigInput, representationPeak } from '../src/commands/bench-continual';
+import type { BenchJson, RunResult } from '@ofm/detector/experiments';
 import { TINY_CONFIG, ofm } from './helpers';
 
 let dir: string;
@@ -35,67 +35,6 @@ beforeAll(async () => {
   expect(s.code).toBe(0);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
-
-describe('the methods', () => {
-  it('each builds the detector it stands for, on top of the user config', async () => {
-    await initBackend({ backend: 'wasm' });
-    // knn is a reference method, not the model.
-    expect(BENCH_METHOD_NAMES.filter((m) => 'reference' in BENCH_METHODS[m])).toEqual(['knn']);
-    const built = Object.fromEntries(
-      BENCH_METHOD_NAMES.filter((m) => m !== 'knn').map((m) => [m, new ContinualDetector(methodConfigInput(TINY as DetectorConfigInput, m, 7))]),
-    );
-    for (const d of Object.values(built)) {
-      expect(d.config.seed).toBe(7);
-      expect(d.config.imageSize).toBe(TINY.imageSize);
-      expect(d.config.continual.collectImages).toBe(TINY.continual.collectImages);
-    }
-    const summary = (m: string) => {
-      const d = built[m]!;
-      return [d.config.continual.weights, d.config.continual.projection, d.gpm.toMeta().options.factorizer, d.amn?.config.useMask, d.config.training.amnWeight];
-    };
-    expect(summary('finetune')).toEqual(['shared', 'none', 'isvd', true, 1]);
-    expect(summary('gpm')).toEqual(['shared', 'update', 'naive', false, 0]);
-    expect(summary('ofm')).toEqual(['per-task', 'update', 'isvd', true, 1]);
-    expect(summary('ofm-shared')).toEqual(['shared', 'update', 'isvd', true, 1]);
-    expect(summary('joint')).toEqual(['shared', 'none', 'isvd', true, 1]);
-    expect(summary('ofm-noamn')).toEqual(['shared', 'update', 'isvd', false, 0]);
-    expect(summary('ofm-noisvd')).toEqual(['shared', 'update', 'naive', true, 1]);
-    for (const d of Object.values(built)) d.dispose();
-  });
-});
-
-describe('representation memory', () => {
-  const record = (peakBytes: number, stateBytes?: number, blockBytes?: number) => ({
-    task: 0,
-    threshold: 0.99,
-    compression: 0.999,
-    samples: 10,
-    peakBytes,
-    stateBytes,
-    blockBytes,
-    explainedBefore: 0,
-    explainedAfter: 1,
-    added: 1,
-    refused: 0,
-    rank: 1,
-  });
-
-  it('is the states of all layers plus the largest block (layers fold one after another)', () => {
-    expect(representationPeak([record(130, 100, 30), record(70, 50, 20), undefined])).toBe(100 + 50 + 30);
-    // Records written before the split count each layer's whole peak.
-    expect(representationPeak([record(130), record(70, 50, 20)])).toBe(130 + 50 + 20);
-    expect(representationPeak([])).toBe(0);
-  });
-
-  it("is compared with the naive method's matrices, not its growing stack buffer", () => {
-    const row = (method: string, peak: number, matrices: number) => ({ method, image_auroc: 0.9, representation_peak_bytes: peak, representation_matrix_bytes: matrices }) as unknown as BenchRow;
-    const [memory, auroc] = compareMethods([row('ofm-shared', 40, 1000), row('ofm-noisvd', 1800, 1000)]).slice(-2);
-    expect(memory!.claim).toContain('ofm-shared vs ofm-noisvd');
-    expect(memory!.value).toBe(4);
-    expect(memory!.meets).toBe(true);
-    expect(auroc!.value).toBe(0);
-  });
-});
 
 describe('ofm bench continual', () => {
   it('runs every method as its own process and writes the table', async () => {

@@ -2,7 +2,9 @@
  * `ofm bench perf` through the built binary, on a tiny UNet spec: the JSON it writes, the
  * "PyTorch missing" path (a python that does not exist), the parameter-count check that refuses
  * to time two different models, and, where python3-torch is installed, a real side-by-side run.
- * Build first: `pnpm --filter @ofm/cli... build`.
+ * Build first: `pnpm --filter @ofm/cli... build`. (Round ratios and the load check are tested in
+ * packages/detector/test/experiments.test.ts, the conv shapes of the spec in
+ * packages/diffusion/test/cost.test.ts.)
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,14 +13,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ParamStore, initBackend } from '@ofm/tensor';
-import { UNet, parseUNetConfig } from '@ofm/diffusion';
+import { UNet, parseUNetConfig, specConvShapes } from '@ofm/diffusion';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PerfJson, checkLoad, formatPerfTable, resolveSpecPath, roundRatios, specConvShapes } from '../src/commands/bench';
+import { type PerfJson, formatPerfTable } from '@ofm/detector/experiments';
+import { resolveSpecPath } from '../src/commands/bench';
 
 const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const twin = join(repoRoot, '..', 'shared', 'peers', 'torch_unet.py');
-const benchmarkSpec = join(repoRoot, '..', 'shared', 'peers', 'unet_spec.json');
 const python = '/usr/bin/python3';
 const exec = promisify(execFile);
 
@@ -157,17 +159,6 @@ describe('ofm bench perf', () => {
     expect(bad.stderr).toMatch(/--max-load must be a positive number, got "x"/);
   });
 
-  it('round ratios: each round against the peer runs on both sides of it; the median and range over rounds', () => {
-    const r = roundRatios([[2], [4], [1]], [[1], [3], [1], [2]]);
-    // Round 1: peers 1 and 3 -> median 2, ours 2 -> 1; round 2: peers 3, 1 -> 2 / 4; round 3: peers 1, 2 -> 1.5 / 1.
-    expect(r.ratios).toEqual([1, 0.5, 1.5]);
-    expect(r.ratio).toBe(1);
-    expect(r.spread).toEqual([0.5, 1.5]);
-    expect(roundRatios([[1]], null)).toEqual({ ratios: [null], ratio: null, spread: null });
-    expect(checkLoad([0.5, 2.5, 1], 2)).toEqual({ max_loadavg_1m: 2.5, limit: 2, ok: false });
-    expect(checkLoad([0.5, 1], 2).ok).toBe(true);
-  });
-
   it('--backend webgpu (Mesa llvmpipe here): every workload runs, labelled software', async () => {
     const out = join(dir, 'webgpu.json');
     const missing = join(dir, 'no-such-python');
@@ -191,18 +182,6 @@ describe('ofm bench perf', () => {
     const badOnly = await ofm(['bench', 'perf', '--spec', specPath, '--only', 'train,fly']);
     expect(badOnly.code).toBe(2);
     expect(badOnly.stderr).toMatch(/--only train,fly: use a comma-separated subset of train, ddim, conv/);
-  });
-
-  it.skipIf(!existsSync(benchmarkSpec))('lists every conv layer of the spec once per shape, with counts and the twin\'s FLOPs', () => {
-    const spec = JSON.parse(readFileSync(benchmarkSpec, 'utf8'));
-    const config = parseUNetConfig(spec);
-    const shapes = specConvShapes(new UNet(new ParamStore(0), config).plan, config);
-    // 36 conv layers in the benchmark UNet (the dense qkv/proj of attention are not convs).
-    expect(shapes.reduce((n, s) => n + s.count, 0)).toBe(36);
-    const gflop = shapes.reduce((g, s) => g + (s.count * 2 * (s.size / s.stride) ** 2 * s.cout * s.cin * s.k * s.k) / 1e9, 0);
-    // The twin counts 12.058 conv GFLOP per 64 px image; 0.537 of it are the attention qkv and
-    // proj_out 1x1 convs (4 blocks x 2·256·256·(768 + 256)), which are dense layers here.
-    expect(gflop).toBeCloseTo(12.058 - (4 * 2 * 256 * 256 * (768 + 256)) / 1e9, 3);
   });
 
   it.skipIf(!hasTorch)('refuses to time models whose parameter counts differ', async () => {
