@@ -253,6 +253,15 @@ const checks = {
     const browser = await load('@ofm/detector/browser');
     assert.equal(typeof browser.loadDetector, 'function');
     assert.equal(browser.saveDetector, undefined, 'the browser entry must leave out saving (Node file system)');
+    const experiments = await load('@ofm/detector/experiments');
+    const plan = await experiments.planContinualBenchmark({
+      base: TINY_DETECTOR,
+      methods: ['ofm', 'joint'],
+      seeds: [1],
+      tasks: [['washer'], ['tiles']],
+      data: { data: 'data', format: 'mvtec' },
+    });
+    assert.deepEqual(plan.runs.map((r) => [r.id, r.tasks.length]), [['ofm-seed1', 2], ['joint-seed1', 1]]);
     await wasmBackend(t);
     return withTempDir(async (dir) => {
       const data = join(dir, 'data');
@@ -284,7 +293,7 @@ const checks = {
       );
       detector.dispose();
       loaded.dispose();
-      return `learned 1 task (${record.steps} steps, per-task weights), detected 3 images, saved and reloaded with identical scores; /browser entry has no saveDetector`;
+      return `learned 1 task (${record.steps} steps, per-task weights), detected 3 images, saved and reloaded with identical scores; /browser entry has no saveDetector; /experiments plans runs`;
     });
   },
 };
