@@ -5,6 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { DEFAULT_DETECTOR_CONFIG, TINY_DETECTOR_CONFIG } from '@ofm/detector';
 import { expect } from 'vitest';
 
 export const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
@@ -31,15 +32,13 @@ export async function ofm(args: string[], env: Record<string, string | undefined
   }
 }
 
-/** A tiny detector config for end-to-end tests (24 px images, a few steps): pass it with --config. */
+/**
+ * A tiny detector config for end-to-end tests (24 px images, a few steps): pass it with --config.
+ * The detector's tiny config with 5 steps at the default learning rate.
+ */
 export const TINY_CONFIG = {
-  imageSize: 24,
-  unet: { model_channels: 8, channel_mult: [1, 2], attention_resolutions: [12], num_heads: 2, groupnorm_groups: 4, time_embed_dim: 16 },
-  amn: { enabled: true, hintChannels: [8, 8], dim: 8, layers: 1, heads: 2, ffn: 16, dropout: 0, maskSize: 3 },
-  training: { steps: 5, batchSize: 4, maxTimestep: 200 },
-  reconstruction: { tStartCandidates: [40, 80], steps: 2 },
-  continual: { collectImages: 4, maxRowsPerCall: 32 },
-  validation: { fraction: 0.25, minImages: 2 },
+  ...TINY_DETECTOR_CONFIG,
+  training: { ...TINY_DETECTOR_CONFIG.training, steps: 5, lr: DEFAULT_DETECTOR_CONFIG.training.lr },
 };
 
 /** A refusal of bad input: exit code 2, one `ofm: error:` line matching `pattern`, no stack trace or raw system error. */

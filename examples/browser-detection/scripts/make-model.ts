@@ -9,7 +9,7 @@ import { copyFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadMvtec, synth } from '@ofm/datasets';
-import { ContinualDetector, saveDetector } from '@ofm/detector';
+import { ContinualDetector, TINY_DETECTOR_CONFIG, saveDetector } from '@ofm/detector';
 import { initBackend } from '@ofm/tensor';
 
 const out = process.argv[2];
@@ -27,15 +27,7 @@ try {
   const dataset = await loadMvtec(data, { size: SIZE });
   const train: Float32Array[] = [];
   for await (const s of dataset.train(CLASS)) train.push(s.image);
-  const detector = new ContinualDetector({
-    imageSize: SIZE,
-    unet: { model_channels: 8, channel_mult: [1, 2], attention_resolutions: [12], num_heads: 2, groupnorm_groups: 4, time_embed_dim: 16 },
-    amn: { hintChannels: [8, 8], dim: 8, layers: 1, heads: 2, ffn: 16, maskSize: 3 },
-    training: { steps: 6, batchSize: 4, lr: 2e-3, maxTimestep: 200 },
-    reconstruction: { tStartCandidates: [40, 80], steps: 2 },
-    continual: { collectImages: 4, maxRowsPerCall: 32 },
-    validation: { fraction: 0.25, minImages: 2 },
-  });
+  const detector = new ContinualDetector({ ...TINY_DETECTOR_CONFIG, imageSize: SIZE });
   await detector.learnTask({ classes: [CLASS], images: new Map([[CLASS, train]]) });
   await saveDetector(detector, join(out, 'model'));
   detector.dispose();

@@ -10,9 +10,8 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadMvtec } from '@ofm/datasets';
-import { ContinualDetector, loadDetector, saveDetector } from '@ofm/detector';
+import { ContinualDetector, TINY_DETECTOR_CONFIG, loadDetector, saveDetector } from '@ofm/detector';
 import { initBackend } from '@ofm/tensor';
-import { QUICK } from './quick.js';
 
 const { values } = parseArgs({ options: { data: { type: 'string' }, model: { type: 'string' }, quick: { type: 'boolean' } } });
 if (!values.data || !values.model) {
@@ -21,9 +20,11 @@ if (!values.data || !values.model) {
 }
 await initBackend();
 const resumed = existsSync(values.model);
+// --quick: a deliberately tiny model (24 px, an 8-channel UNet, 6 training steps per task) that runs
+// in seconds; without it the detector's default model trains (32 px, 150 steps).
 const detector = resumed
   ? (await loadDetector(values.model)).detector
-  : new ContinualDetector(values.quick ? QUICK : {});
+  : new ContinualDetector(values.quick ? TINY_DETECTOR_CONFIG : {});
 
 const dataset = await loadMvtec(values.data, { size: detector.config.imageSize });
 const images = new Map<string, Float32Array[]>();

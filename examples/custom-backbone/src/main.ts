@@ -12,20 +12,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadMvtec, synth } from '@ofm/datasets';
-import { ContinualDetector, type DetectorConfigInput, loadDetector, saveDetector } from '@ofm/detector';
+import { ContinualDetector, type DetectorConfigInput, TINY_DETECTOR_CONFIG, loadDetector, saveDetector } from '@ofm/detector';
 import { auroc } from '@ofm/metrics';
 import { initBackend } from '@ofm/tensor';
 import { RandomConvBackbone } from './backbone.js';
 
-const QUICK: DetectorConfigInput = {
-  imageSize: 24,
-  unet: { model_channels: 8, channel_mult: [1, 2], attention_resolutions: [12], num_heads: 2, groupnorm_groups: 4, time_embed_dim: 16 },
-  amn: { hintChannels: [8, 8], dim: 8, layers: 1, heads: 2, ffn: 16, maskSize: 3 },
-  training: { steps: 6, batchSize: 4, lr: 2e-3, maxTimestep: 200 },
-  reconstruction: { tStartCandidates: [40, 80], steps: 2 },
-  continual: { collectImages: 4, maxRowsPerCall: 32 },
-  validation: { fraction: 0.25, minImages: 2 },
-};
 const CLASS = 'washer';
 const SEED = 7;
 
@@ -35,7 +26,7 @@ const outArg = args.indexOf('--out');
 const out = outArg >= 0 ? args[outArg + 1]! : await mkdtemp(join(tmpdir(), 'ofm-custom-backbone-'));
 
 const backend = await initBackend();
-const config: DetectorConfigInput = quick ? QUICK : {};
+const config: DetectorConfigInput = quick ? TINY_DETECTOR_CONFIG : {};
 const detector = new ContinualDetector(config, { extractor: new RandomConvBackbone(SEED) });
 const size = detector.config.imageSize;
 

@@ -5,7 +5,8 @@
  *   1. learn the task, keeping every protected weight's change orthogonal to the bases of the
  *      earlier tasks: {@link GradientProjectionMemory.projectUpdate} after each optimiser step
  *      (the one to use with Adam/AdamW), or {@link GradientProjectionMemory.project} on the
- *      gradients (exact only for plain SGD);
+ *      gradients (exact only for plain SGD); {@link GradientProjectionMemory.projectionHooks}
+ *      gives either as a trainer hook;
  *   2. run the model over the task's data with {@link GradientProjectionMemory.tapFn} in its
  *      context: each protected layer's inputs stream into a per-layer factoriser (iSVD by default,
  *      so memory stays bounded however many batches and timesteps are collected);
@@ -20,6 +21,24 @@ import { IncrementalSvd, type IsvdMethod, type RepresentationFactorizer, Stacked
 import { type Matrix, type ParamStore, Rng, type TapEvent, type TapFn, projectGradient, sameShape, tf } from '@ofm/tensor';
 import { growBasis } from './criterion';
 import { type LayerSelector, type ThresholdQuery, type ThresholdSpec, checkThreshold, isSelected, resolveThreshold } from './selection';
+
+/**
+ * Where a trainer applies gradient projection: to each step's weight change (`'update'`, for
+ * Adam/AdamW), to the gradients (`'gradient'`, exact for plain SGD), or nowhere (`'none'`).
+ */
+export type ProjectionMode = 'update' | 'gradient' | 'none';
+
+/**
+ * A hook over named tensors (weight changes or gradients) that returns replacements for the
+ * entries it changes: the shape of @ofm/diffusion's `UpdateHook` and `GradientHook`.
+ */
+export type ProjectionHook = (tensors: Readonly<Record<string, tf.Tensor>>) => Record<string, tf.Tensor>;
+
+/** What {@link GradientProjectionMemory.projectionHooks} returns: at most one of the two hooks. */
+export interface ProjectionHooks {
+  transformUpdate?: ProjectionHook;
+  transformGradients?: ProjectionHook;
+}
 
 /** How representations are factored while they are collected. */
 export type FactorizerKind = 'isvd' | 'naive';
@@ -355,7 +374,8 @@ export class GradientProjectionMemory {
    * U and an entry in `before`, `W ← W₀ + P(W - W₀)` with `P(Δ) = Δ - U (Uᵀ Δ)` on `[inDim, out]`.
    * The step is then orthogonal to every protected direction whatever the optimiser did — Adam's
    * per-coordinate scaling, AdamW's decoupled weight decay, momentum — so this is the projection to
-   * use with adaptive optimisers (the detector calls it after every step).
+   * use with adaptive optimisers. A trainer with an update hook gets the same projection from
+   * {@link projectionHooks} (`'update'`), which is how the detector applies it after every step.
    *
    * `after` defaults to the store's variables (updated in place); entries of `before` that are not
    * protected weights are ignored.
@@ -410,6 +430,37 @@ export class GradientProjectionMemory {
     }
     finish();
     return result;
+  }
+
+  /** Whether any protected layer has a basis yet (before the first consolidation, none has). */
+  hasBasis(): boolean {
+    for (const state of this.layers.values()) if ((state.basis?.shape[1] ?? 0) > 0) return true;
+    return false;
+  }
+
+  /**
+   * The projection as trainer hooks (`transformUpdate` / `transformGradients` of @ofm/diffusion's
+   * `DiffusionTrainer` and `fit`): spread the result into their options.
+   *
+   * - `'update'`: `transformUpdate` projects each step's actual weight change `Δ = after − before`
+   *   out of the bases, `before + P(Δ)`: {@link projectUpdate} done by the trainer, which keeps
+   *   the clones and rolls a faulty step back. The one to use with Adam/AdamW.
+   * - `'gradient'`: `transformGradients` projects the gradients ({@link project}; exact for SGD).
+   * - `'none'`, or no layer has a basis yet: no hooks (`{}`), so nothing is cloned or projected.
+   *
+   * A hook returns only the entries it changed (protected weights with a basis); the trainer keeps
+   * the others as they are. It reads the bases when called: consolidating during training would
+   * change it.
+   */
+  projectionHooks(mode: ProjectionMode): ProjectionHooks {
+    if (mode === 'none' || !this.hasBasis()) return {};
+    const hook: ProjectionHook = (tensors) => {
+      const projected = this.project({ ...tensors });
+      const out: Record<string, tf.Tensor> = {};
+      for (const [name, t] of Object.entries(projected)) if (t !== tensors[name]) out[name] = t;
+      return out;
+    };
+    return mode === 'update' ? { transformUpdate: hook } : { transformGradients: hook };
   }
 
   /** Per-layer memory: rank, input dimension, share of the input space used, bytes, history. */

@@ -21,6 +21,9 @@ export {
   type ConsolidationReport,
   type LayerMemoryReport,
   type GpmMeta,
+  type ProjectionMode,
+  type ProjectionHook,
+  type ProjectionHooks,
   basisTensorName,
   GradientProjectionMemory,
 } from './gpm';

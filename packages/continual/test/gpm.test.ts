@@ -246,6 +246,39 @@ describe('projection', () => {
     sgd.dispose();
     params.dispose();
   });
+
+  it('projectionHooks: none before a basis or for "none"; the update hook is projectUpdate, the gradient hook project', () => {
+    const params = tinyStore();
+    const gpm = new GradientProjectionMemory(params, { layers: ['c2', 'head'] });
+    tf.tidy(() => void mse(params, taskA)); // create the parameters
+    expect(gpm.hasBasis()).toBe(false);
+    expect(gpm.projectionHooks('update')).toEqual({});
+    collect(gpm, taskA);
+    gpm.consolidate();
+    expect(gpm.hasBasis()).toBe(true);
+    expect(gpm.projectionHooks('none')).toEqual({});
+    const { transformUpdate, transformGradients } = gpm.projectionHooks('update');
+    expect(transformGradients).toBeUndefined();
+    expect(Object.keys(gpm.projectionHooks('gradient'))).toEqual(['transformGradients']);
+
+    // The same SGD step, projected by projectUpdate and by the hook on its weight changes.
+    const vars = params.entries().map(([, v]) => v);
+    const before = params.snapshot();
+    const sgd = tf.train.sgd(0.1);
+    sgd.minimize(() => mse(params, taskB), false, vars);
+    const after = params.snapshot();
+    gpm.projectUpdate(before);
+    const deltas = Object.fromEntries(params.names().map((n) => [n, tf.sub(after[n]!, before[n]!)]));
+    const replaced = transformUpdate!(deltas);
+    expect(Object.keys(replaced).sort()).toEqual(['c2.weight', 'head.weight']); // only what it changed
+    for (const [name, delta] of Object.entries(replaced)) {
+      const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(tf.add(before[name]!, delta), params.get(name)))).dataSync()[0]!);
+      expect(diff, name).toBe(0);
+    }
+    tf.dispose([...Object.values(before), ...Object.values(after), ...Object.values(deltas), ...Object.values(replaced)]);
+    sgd.dispose();
+    params.dispose();
+  });
 });
 
 describe('memory report and checkpoints', () => {

@@ -179,6 +179,28 @@ export const DEFAULT_DETECTOR_CONFIG: Readonly<DetectorConfig> = Object.freeze({
 } satisfies DetectorConfig);
 
 /**
+ * A deliberately tiny detector for tests and examples: 24 px images, a two-level UNet 8 channels
+ * wide, a one-layer AMN, 6 training steps per task, two start-timestep candidates, 2 DDIM steps. A
+ * task trains, selects and consolidates in seconds on the wasm backend; it is there to exercise
+ * the code paths, not to detect well. Spread it and override what a test needs (images must be
+ * 24 px, or change `imageSize`). Not a preset of `ofm train`: a config file can hold it.
+ */
+export const TINY_DETECTOR_CONFIG: Readonly<DetectorConfigInput> = deepFreeze({
+  imageSize: 24,
+  unet: { model_channels: 8, channel_mult: [1, 2], attention_resolutions: [12], num_heads: 2, groupnorm_groups: 4, time_embed_dim: 16 },
+  amn: { hintChannels: [8, 8], dim: 8, layers: 1, heads: 2, ffn: 16, maskSize: 3 },
+  training: { steps: 6, batchSize: 4, lr: 2e-3, maxTimestep: 200 },
+  reconstruction: { tStartCandidates: [40, 80], steps: 2 },
+  continual: { collectImages: 4, maxRowsPerCall: 32 },
+  validation: { fraction: 0.25, minImages: 2 },
+} satisfies DetectorConfigInput);
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const v of Object.values(value)) if (typeof v === 'object' && v !== null) deepFreeze(v);
+  return Object.freeze(value);
+}
+
+/**
  * Merge partial configs left to right: a later input's group fields replace an earlier one's,
  * field by field (one level deep, as {@link resolveDetectorConfig} fills groups); other values are
  * replaced whole.

@@ -18,19 +18,21 @@
  * continue from one exactly, and a step with a non-finite loss, gradient or update is refused (the
  * model and optimiser keep their last good state) and retried on the next batch, up to a limit.
  */
-import { createAmn, type Amn } from '@ofm/amn';
+import { AMN_SCOPE, createAmn, type Amn } from '@ofm/amn';
 import { GradientProjectionMemory } from '@ofm/continual';
 import { type RgbImage, type SyntheticAnomaly, cutPasteAnomaly, nsaAnomaly, perlinAnomaly } from '@ofm/datasets';
 import {
   DiffusionTrainer,
   type DiffusionTrainerOptions,
+  type FitBatch,
+  type FitFault,
+  FitFaultError,
+  type FitProgress,
   NoiseSchedule,
-  NonFiniteError,
-  type NonFiniteFault,
   UNet,
+  fit,
   reconstruct,
   trainableParams,
-  type StepResult,
 } from '@ofm/diffusion';
 import { auroc, aurocStandardError } from '@ofm/metrics';
 import { type Ctx, ParamStore, type Reads, Rng, canReadSync, context, readAsync, readSync, tf } from '@ofm/tensor';
@@ -153,16 +155,14 @@ export interface LearnProgress {
   elapsed: number;
 }
 
-/** A training step refused for a non-finite value: the model kept its last good state. */
-export interface TrainingFault extends Omit<NonFiniteFault, 'step'> {
+/**
+ * A training step refused for a non-finite value: the model kept its last good state. `step` is
+ * the refused step of the task (1-based; it is retried on the next batch) and `limit` is
+ * {@link LearnOptions.maxConsecutiveFaults}.
+ */
+export interface TrainingFault extends FitFault {
   /** 0-based index of the task. */
   task: number;
-  /** The refused step of the task (1-based); it is retried on the next batch. */
-  step: number;
-  /** Steps refused in a row so far, this one included. */
-  consecutive: number;
-  /** Refusals in a row that stop training ({@link LearnOptions.maxConsecutiveFaults}). */
-  limit: number;
 }
 
 /** Training stopped: too many steps in a row had non-finite values. Nothing non-finite was kept. */
@@ -422,18 +422,30 @@ export class ContinualDetector {
     return this.classes.find((c) => c.className === name);
   }
 
-  /** Names of the parameters that train on task `index` (all of them with per-task weights). */
+  /**
+   * Names of the parameters that train on task `index` (all of them with per-task weights). With
+   * shared weights, each model part under its own policy: the UNet's by its parameter groups
+   * (`trainableParams`), the AMN's (under its scope) all on the first task and only its weights
+   * later.
+   */
   trainableNames(index: number): string[] {
     if (this.perTask) return this.params.names();
     const phase = index === 0 ? 'first-task' : 'later-task';
-    const unetNames = trainableParams(this.params, phase);
-    const amnNames = this.params
-      .infosList()
-      .filter((i) => i.name.startsWith('amn.') && (index === 0 || i.role === 'weight'))
-      .map((i) => i.name);
+    const unetNames = trainableParams(this.params, phase, { prefix: this.unet.prefix });
+    const amnNames = this.amn
+      ? this.params
+          .infosList()
+          .filter((i) => i.name.startsWith(`${AMN_SCOPE}.`) && (phase === 'first-task' || i.role === 'weight'))
+          .map((i) => i.name)
+      : [];
     return [...unetNames, ...amnNames];
   }
 
+  /**
+   * Train task `index`: its batches, its trainer (what trains, projected how) and the training
+   * loop of @ofm/diffusion (`fit`: progress, abort, fault retry, snapshots), continued from
+   * `opts.resume` when given.
+   */
   private async train(
     index: number,
     images: Map<string, Float32Array[]>,
@@ -443,10 +455,6 @@ export class ContinualDetector {
   ): Promise<{ losses: number[]; sampled: number[]; seconds: number; faults: number }> {
     const c = this.config;
     const classes = [...images.keys()];
-    const size = c.imageSize;
-    const pool: { cls: string; image: Float32Array }[] = [];
-    for (const [cls, imgs] of images) for (const image of imgs) pool.push({ cls, image });
-    const byClass = images;
     const trainer = this.makeTrainer({
       unet: this.unet,
       schedule: this.schedule,
@@ -456,43 +464,27 @@ export class ContinualDetector {
       microBatch: c.training.microBatch,
       seed: taskRng.fork('trainer').seed,
     });
-    if (projection !== 'none' && this.gpm.memoryReport().some((m) => m.rank > 0)) {
-      const hook = (tensors: Readonly<Record<string, tf.Tensor>>) => {
-        const projected = this.gpm.project({ ...tensors });
-        const out: Record<string, tf.Tensor> = {};
-        for (const [k, v] of Object.entries(projected)) if (v !== tensors[k]) out[k] = v;
-        return out;
-      };
-      if (projection === 'update') trainer.transformUpdate = hook;
-      else trainer.transformGradients = hook;
-    }
     const resume = opts.resume;
     if (resume) this.resumeTraining(resume, index, classes, trainer);
     // The batch stream and the dropout stream: continued from the snapshot, or fresh.
     const rng = resume ? Rng.fromState(resume.rng) : taskRng;
     const dropoutRng = resume ? Rng.fromState(resume.dropoutRng) : taskRng.fork('dropout');
-    const amnCtx: Ctx = context(this.params, { training: true, rng: dropoutRng });
     const losses: number[] = resume ? [...resume.losses] : [];
     const sampled: number[] = resume ? [...resume.sampled] : [];
     let faults = resume?.faults ?? 0;
     const secondsBefore = resume?.trainSeconds ?? 0;
     const lossEvery = Math.max(1, Math.floor(c.training.steps / 50));
-    const maxFaults = opts.maxConsecutiveFaults ?? 3;
-    const started = Date.now();
-    let step = resume?.step ?? 0;
-    let consecutive = 0;
     const policy = opts.snapshots;
-    let lastSnapshot = { step, time: started };
-    const snapshot = async () => {
+    const snapshot = async (p: FitProgress) => {
       const snap: TrainSnapshot = {
         task: index,
         classes,
-        step,
+        step: p.done,
         steps: c.training.steps,
         losses: [...losses],
         sampled: [...sampled],
         faults,
-        trainSeconds: secondsBefore + (Date.now() - started) / 1000,
+        trainSeconds: secondsBefore + p.elapsed,
         rng: rng.state(),
         dropoutRng: dropoutRng.state(),
         weights: Object.fromEntries(this.params.entries().map(([name, v]) => [name, tf.clone(v)])),
@@ -503,85 +495,80 @@ export class ContinualDetector {
       } finally {
         tf.dispose([...Object.values(snap.weights), ...Object.values(snap.optimizer)]);
       }
-      lastSnapshot = { step, time: Date.now() };
     };
-    const snapshotDue = () =>
-      policy !== undefined &&
-      step > lastSnapshot.step &&
-      (step === c.training.steps ||
-        (policy.everySteps !== undefined && step - lastSnapshot.step >= policy.everySteps) ||
-        Date.now() - lastSnapshot.time >= 1000 * (policy.everySeconds ?? 60));
     try {
-      while (step < c.training.steps) {
-        // Let signal handlers (Ctrl-C) and progress output run between steps.
-        await yieldToEventLoop();
-        if (opts.signal?.aborted && policy && step > lastSnapshot.step) await snapshot();
-        throwIfAborted(opts.signal);
-        const picks = Array.from({ length: c.training.batchSize }, () => pool[rng.int(pool.length)]!);
-        const cleanData = picks.map((p) => p.image);
-        let corruptedData = picks.map((p) =>
-          this.amn && rng.uniform() < c.training.anomalyProbability
-            ? syntheticAnomaly(p.image, byClass.get(p.cls)!, size, rng).image
-            : p.image,
-        );
-        const t = Array.from({ length: picks.length }, () => rng.int(c.training.maxTimestep));
-        let batchData = cleanData;
-        const crop = c.training.cropSize ?? size;
-        if (crop < size) {
-          // The same window of the clean and the corrupted image.
-          const corners = picks.map(() => [rng.int(size - crop + 1), rng.int(size - crop + 1)] as const);
-          batchData = cleanData.map((img, i) => cropHwc(img, size, corners[i]![0], corners[i]![1], crop));
-          corruptedData = corruptedData.map((img, i) => cropHwc(img, size, corners[i]![0], corners[i]![1], crop));
-        }
-        const clean = toModelBatch(batchData, crop);
-        const corrupted = this.amn ? toModelBatch(corruptedData, crop) : null;
-        let amnLoss: tf.Scalar | null = null;
-        let result: StepResult;
-        try {
-          // Asynchronous reads: the same numbers, and the only kind WebGPU has in Node.js.
-          result = await trainer.stepAsync(clean, {
-            t,
-            control: this.amn
-              ? (nctx) => {
-                  const slice = (x: tf.Tensor4D) => tf.slice(x, [nctx.start, 0, 0, 0], [nctx.end - nctx.start, -1, -1, -1]);
-                  const cond = this.amn!.condition(amnCtx, slice(corrupted!), slice(clean));
-                  amnLoss = cond.loss;
-                  return cond.control;
-                }
-              : undefined,
-            extraLoss: this.amn ? () => tf.mul(amnLoss!, c.training.amnWeight) as tf.Scalar : undefined,
-          });
-        } catch (e) {
-          if (!(e instanceof NonFiniteError)) throw e;
-          // The trainer changed nothing: skip this batch and try the step again on the next one.
+      const done = await fit(trainer, this.trainingBatches(images, rng, context(this.params, { training: true, rng: dropoutRng })), {
+        steps: c.training.steps,
+        start: resume?.step ?? 0,
+        signal: opts.signal,
+        maxConsecutiveFaults: opts.maxConsecutiveFaults,
+        ...this.gpm.projectionHooks(projection),
+        ...(policy ? { snapshots: { everySteps: policy.everySteps, everySeconds: policy.everySeconds, save: snapshot } } : {}),
+        onStep: (result, p) => {
+          losses.push(result.loss);
+          if ((p.done - 1) % lossEvery === 0 || p.done === c.training.steps) sampled.push(result.loss);
+          opts.onProgress?.({ phase: 'train', task: index, done: p.done, total: p.total, loss: result.loss, elapsed: p.elapsed });
+        },
+        onFault: (fault) => {
           faults += 1;
-          consecutive += 1;
-          const fault: TrainingFault = { ...e.fault, task: index, step: step + 1, consecutive, limit: maxFaults };
-          opts.onFault?.(fault);
-          if (consecutive >= maxFaults) throw faultError(fault, trainer.optimizer.lr, c.training.clipGradNorm);
-          continue;
-        } finally {
-          clean.dispose();
-          corrupted?.dispose();
-        }
-        consecutive = 0;
-        losses.push(result.loss);
-        if (step % lossEvery === 0 || step === c.training.steps - 1) sampled.push(result.loss);
-        step += 1;
-        opts.onProgress?.({
-          phase: 'train',
-          task: index,
-          done: step,
-          total: c.training.steps,
-          loss: result.loss,
-          elapsed: (Date.now() - started) / 1000,
-        });
-        if (snapshotDue()) await snapshot();
-      }
+          opts.onFault?.({ ...fault, task: index });
+        },
+      });
+      return { losses, sampled, seconds: secondsBefore + done.seconds, faults };
+    } catch (e) {
+      if (e instanceof FitFaultError) throw faultError({ ...e.fault, task: index }, trainer.optimizer.lr, c.training.clipGradNorm);
+      throw e;
     } finally {
       trainer.dispose();
     }
-    return { losses, sampled, seconds: secondsBefore + (Date.now() - started) / 1000, faults };
+  }
+
+  /**
+   * The endless batch stream of a task's training: each batch draws its images, synthetic
+   * anomalies for the AMN's input, timesteps and crops from `rng`, and conditions the UNet on the
+   * AMN's output for the corrupted images (`amnCtx` carries the dropout stream).
+   */
+  private *trainingBatches(images: Map<string, Float32Array[]>, rng: Rng, amnCtx: Ctx): Generator<FitBatch, never> {
+    const c = this.config;
+    const size = c.imageSize;
+    const pool: { cls: string; image: Float32Array }[] = [];
+    for (const [cls, imgs] of images) for (const image of imgs) pool.push({ cls, image });
+    while (true) {
+      const picks = Array.from({ length: c.training.batchSize }, () => pool[rng.int(pool.length)]!);
+      const cleanData = picks.map((p) => p.image);
+      let corruptedData = picks.map((p) =>
+        this.amn && rng.uniform() < c.training.anomalyProbability ? syntheticAnomaly(p.image, images.get(p.cls)!, size, rng).image : p.image,
+      );
+      const t = Array.from({ length: picks.length }, () => rng.int(c.training.maxTimestep));
+      let batchData = cleanData;
+      const crop = c.training.cropSize ?? size;
+      if (crop < size) {
+        // The same window of the clean and the corrupted image.
+        const corners = picks.map(() => [rng.int(size - crop + 1), rng.int(size - crop + 1)] as const);
+        batchData = cleanData.map((img, i) => cropHwc(img, size, corners[i]![0], corners[i]![1], crop));
+        corruptedData = corruptedData.map((img, i) => cropHwc(img, size, corners[i]![0], corners[i]![1], crop));
+      }
+      const clean = toModelBatch(batchData, crop);
+      const corrupted = this.amn ? toModelBatch(corruptedData, crop) : null;
+      let amnLoss: tf.Scalar | null = null;
+      const amn = this.amn;
+      yield {
+        batch: clean,
+        options: {
+          t,
+          control: amn
+            ? (nctx) => {
+                const slice = (x: tf.Tensor4D) => tf.slice(x, [nctx.start, 0, 0, 0], [nctx.end - nctx.start, -1, -1, -1]);
+                const cond = amn.condition(amnCtx, slice(corrupted!), slice(clean));
+                amnLoss = cond.loss;
+                return cond.control;
+              }
+            : undefined,
+          extraLoss: amn ? () => tf.mul(amnLoss!, c.training.amnWeight) as tf.Scalar : undefined,
+        },
+        dispose: () => corrupted?.dispose(),
+      };
+    }
   }
 
   /** Build a task's trainer. Subclasses may wrap or instrument it (tests inject faults here). */

@@ -3,27 +3,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { synth } from '@ofm/datasets';
-import type { DetectorConfigInput } from '../src/config';
+import { type DetectorConfigInput, TINY_DETECTOR_CONFIG } from '../src/config';
 
 export const TINY_CONFIG: DetectorConfigInput = {
-  imageSize: 24,
-  unet: {
-    in_channels: 3,
-    out_channels: 3,
-    model_channels: 8,
-    channel_mult: [1, 2],
-    num_res_blocks: 1,
-    attention_resolutions: [12],
-    num_heads: 2,
-    groupnorm_groups: 4,
-    time_embed_dim: 16,
-  },
-  amn: { enabled: true, hintChannels: [8, 8], dim: 8, layers: 1, heads: 2, ffn: 16, dropout: 0, maskSize: 3 },
-  training: { steps: 6, batchSize: 4, lr: 2e-3, maxTimestep: 200 },
-  reconstruction: { tStartCandidates: [40, 80], steps: 2, eta: 0 },
+  ...TINY_DETECTOR_CONFIG,
   // Shared weights: most detector tests exercise gradient projection (retention.test.ts covers per-task weights).
-  continual: { weights: 'shared', collectImages: 4, maxRowsPerCall: 32 },
-  validation: { fraction: 0.25, minImages: 2 },
+  continual: { ...TINY_DETECTOR_CONFIG.continual, weights: 'shared' },
   inferenceBatch: 8,
   seed: 3,
 };

@@ -11,27 +11,10 @@ import { type Ctx, context, groupNorm, setFusedGroupNorm, upsampleNearest } from
 import { ParamStore } from '../src/params';
 import { Rng } from '../src/rng';
 import { tf } from '../src/tf';
+import { runOn } from './helpers/backends';
 
 const rng = new Rng(77);
 const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
-
-function wasmDataIds(): number {
-  return (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
-}
-
-/** Run `f` on a backend (inputs built inside from plain arrays); read the outputs; check for leaks. */
-async function runOn(backend: 'wasm' | 'cpu', f: () => tf.Tensor[]): Promise<Array<{ values: number[]; shape: number[]; dtype: string }>> {
-  await tf.setBackend(backend);
-  const tensorsBefore = tf.memory().numTensors;
-  const idsBefore = backend === 'wasm' ? wasmDataIds() : 0;
-  const outs = tf.tidy(f);
-  const values = outs.map((t) => ({ values: Array.from(t.dataSync() as ArrayLike<number>), shape: t.shape, dtype: t.dtype }));
-  tf.dispose(outs);
-  expect(tf.memory().numTensors).toBe(tensorsBefore);
-  if (backend === 'wasm') expect(wasmDataIds()).toBe(idsBefore);
-  await tf.setBackend('wasm');
-  return values;
-}
 
 async function expectSameOnBothBackends(f: () => tf.Tensor[]): Promise<void> {
   const wasm = await runOn('wasm', f);

@@ -8,6 +8,7 @@ import { initBackend } from '../src/backend';
 import { registeredWasmKernels, registerWasmKernels, unregisterWasmKernels, WASM_CUSTOM_KERNELS } from '../src/kernels';
 import { Rng } from '../src/rng';
 import { tf } from '../src/tf';
+import { runOn } from './helpers/backends';
 
 type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 
@@ -33,30 +34,9 @@ function record(kernel: string, name: string, wasm: ArrayLike<number>, ref: Arra
   expect(maxRel, `${kernel} ${name}`).toBeLessThanOrEqual(TOLERANCE);
 }
 
-function wasmDataIds(): number {
-  return (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
-}
-
-/**
- * Run `f` (which builds its inputs from plain arrays, so both backends see the same numbers) on
- * one backend and read its outputs. On wasm, also check that nothing leaked.
- */
-async function runOn(backend: 'wasm' | 'cpu', f: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await tf.setBackend(backend);
-  const tensorsBefore = tf.memory().numTensors;
-  const idsBefore = backend === 'wasm' ? wasmDataIds() : 0;
-  const outs = tf.tidy(f);
-  const values = outs.map((t) => Float32Array.from(t.dataSync() as Float32Array));
-  tf.dispose(outs);
-  expect(tf.memory().numTensors).toBe(tensorsBefore);
-  if (backend === 'wasm') expect(wasmDataIds()).toBe(idsBefore);
-  await tf.setBackend('wasm');
-  return values;
-}
-
 async function compare(kernel: string, name: string, f: () => tf.Tensor[]): Promise<void> {
-  const wasm = await runOn('wasm', f);
-  const cpu = await runOn('cpu', f);
+  const wasm = (await runOn('wasm', f)).map((r) => r.values);
+  const cpu = (await runOn('cpu', f)).map((r) => r.values);
   expect(wasm.length).toBe(cpu.length);
   wasm.forEach((w, i) => record(kernel, wasm.length > 1 ? `${name} #${i}` : name, w, cpu[i]));
 }
@@ -255,7 +235,7 @@ describe('BatchMatMul', () => {
       const av = data(size(aShape));
       const bv = data(size(bShape));
       const f = () => [tf.matMul(tf.tensor(av, aShape), tf.tensor(bv, bShape), ta, tb)];
-      const wasm = await runOn('wasm', f);
+      const wasm = (await runOn('wasm', f)).map((r) => r.values);
       const ref = reference(av, aShape, bv, bShape, ta, tb);
       const maxRel = maxRelError(wasm[0], ref);
       errors.push({ kernel: 'BatchMatMul (vs f64)', case: name, maxRel });
