@@ -14,7 +14,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Aliases from each workspace package name (and its `/browser` entry) to its sources. */
 export function sourceAliases() {
-  const names = ['amn', 'continual', 'datasets', 'detector', 'diffusion', 'isvd', 'metrics', 'tensor'];
+  const names = ['amn', 'continual', 'datasets', 'detector', 'diffusion', 'errors', 'isvd', 'metrics', 'tensor'];
   const aliases = [];
   for (const name of names) {
     const src = join(root, 'packages', name, 'src');
