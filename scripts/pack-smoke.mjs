@@ -7,9 +7,11 @@
 //    `npm install` the tarballs; third-party dependencies come from the npm registry, and npm's
 //    default peer installation supplies @tensorflow/tfjs-core:
 //      - metrics-alone:  @ofm/metrics only, which must pull in no tfjs and no sharp;
-//      - datasets-alone: @ofm/datasets only, which must pull in no tfjs;
+//      - datasets-alone: @ofm/datasets (with its one workspace dependency, @ofm/errors), which must
+//                        pull in no tfjs;
 //      - all:            every tarball together (they depend on each other's exact versions, which
-//                        are not on the registry), with one copy of tfjs-core and of @ofm/tensor.
+//                        are not on the registry), with one copy of tfjs-core, @ofm/tensor and
+//                        @ofm/errors.
 // 3. Run each package's smoke check (pack-smoke/checks.cjs) in plain Node, once through the ESM
 //    entry point (`import`) and once through the CJS one (`require`), each in its own process.
 // 4. Run each package's README example (the first ```js block under "## Example" of the README in
@@ -33,8 +35,9 @@ const INSTALL_TIMEOUT_MS = 300_000;
 const TENSOR_PACKAGES = ['@ofm/tensor', '@ofm/isvd', '@ofm/continual', '@ofm/diffusion', '@ofm/amn', '@ofm/detector'];
 const PROJECTS = [
   { name: 'metrics-alone', install: ['@ofm/metrics'], checks: ['@ofm/metrics'], absent: ['@tensorflow/tfjs-core', 'sharp'] },
-  { name: 'datasets-alone', install: ['@ofm/datasets'], checks: ['@ofm/datasets'], absent: ['@tensorflow/tfjs-core'] },
-  { name: 'all', install: 'every package', checks: TENSOR_PACKAGES, single: ['@tensorflow/tfjs-core', '@ofm/tensor'] },
+  // @ofm/errors is not on the registry: its tarball goes with the one of @ofm/datasets.
+  { name: 'datasets-alone', install: ['@ofm/datasets', '@ofm/errors'], checks: ['@ofm/datasets', '@ofm/errors'], absent: ['@tensorflow/tfjs-core'] },
+  { name: 'all', install: 'every package', checks: TENSOR_PACKAGES, single: ['@tensorflow/tfjs-core', '@ofm/tensor', '@ofm/errors'] },
 ];
 
 /** The runnable example of a package README: the first ```js block under its "## Example" heading. */

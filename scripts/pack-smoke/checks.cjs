@@ -96,6 +96,23 @@ const checks = {
     return 'auroc 0.75, AP 5/6, AUPRO 1, forgetting 0.1';
   },
 
+  async '@ofm/errors'(load) {
+    const e = await load('@ofm/errors');
+    const d = await load('@ofm/datasets');
+    const err = new e.ConfigError('bad value');
+    assert.ok(err instanceof e.OfmError && err instanceof Error);
+    assert.deepEqual([err.name, err.kind, err.code], ['ConfigError', 'config', 'config']);
+    assert.equal(new e.AbortError().name, 'AbortError');
+    // One copy of @ofm/errors: the datasets' error is a DataError of the package the user imports.
+    const missing = await d.loadMvtec('/no/such/dataset').then(
+      () => assert.fail('loadMvtec of a missing folder resolved'),
+      (x) => x,
+    );
+    assert.ok(missing instanceof d.DatasetError && missing instanceof e.DataError, `not a DataError: ${missing}`);
+    assert.equal(e.errorKind(missing), 'data');
+    return 'ConfigError and AbortError have their names and codes; a DatasetError of @ofm/datasets is a DataError';
+  },
+
   async '@ofm/datasets'(load) {
     const d = await load('@ofm/datasets');
     const browser = await load('@ofm/datasets/browser');

@@ -18,7 +18,7 @@ const SUBPATH_ENTRIES = ['browser', 'experiments'];
 
 /** Aliases from each workspace package name (and its subpath entries) to its sources. */
 export function sourceAliases() {
-  const names = ['amn', 'continual', 'datasets', 'detector', 'diffusion', 'isvd', 'metrics', 'tensor'];
+  const names = ['amn', 'continual', 'datasets', 'detector', 'diffusion', 'errors', 'isvd', 'metrics', 'tensor'];
   const aliases = [];
   for (const name of names) {
     const src = join(root, 'packages', name, 'src');

@@ -126,11 +126,8 @@ export async function preflightTrain(plan: TrainPlan): Promise<void> {
   if (!out) return;
   if (plan.config !== undefined && plan.configInput) {
     const { resolveDetectorConfig } = await import('@ofm/detector');
-    try {
-      resolveDetectorConfig(plan.configInput, `--config '${plan.config}'`);
-    } catch (err) {
-      throw new CliError((err as Error).message);
-    }
+    // Every problem of the file, by field: a ConfigError (exit 2).
+    resolveDetectorConfig(plan.configInput, `--config '${plan.config}'`);
   }
   const flag = plan.out !== undefined ? '--out' : '--resume';
   // A folder another process is writing (its lock file beside it) is left to the lock, which names

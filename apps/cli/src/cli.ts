@@ -1,5 +1,7 @@
+import { errorKind, isAbortError } from '@ofm/errors';
 import { Command, CommanderError } from 'commander';
 import { CliError, EXIT } from './errors';
+import { interruptExitCode } from './util';
 import { registerInfo } from './commands/info';
 import { registerSynth } from './commands/synth';
 import { registerMetrics } from './commands/metrics';
@@ -21,6 +23,7 @@ export function buildProgram(): Command {
     .description('one-for-more: continual visual anomaly detection with a diffusion model')
     .version(VERSION, '-v, --version', 'print the ofm version')
     .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     // Usage errors from commander ("error: unknown option ...") get the prefix of every other error.
     // Set before the commands are added: each inherits it.
     .configureOutput({ outputError: (message, write) => write(`ofm: ${message}`) })
@@ -39,6 +42,37 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The exit codes, as `ofm --help` lists them (see {@link exitCodeOf}). */
+export const EXIT_CODES_HELP = `Exit codes:
+  0    done
+  1    failure: a bug, an I/O failure, training stopped on non-finite values
+  2    bad input: a usage error, a bad option or config value, missing or damaged data, a
+       missing, damaged, foreign or locked checkpoint
+  130  interrupted (Ctrl-C, SIGINT)
+  143  terminated (SIGTERM)
+Errors are one line on stderr starting with "ofm: error:" (OFM_DEBUG=1 adds the stack trace).`;
+
+/**
+ * The one place where an error becomes an exit code. A {@link CliError} carries its own; an error
+ * of `@ofm/errors` is mapped by its kind: 'config', 'data' and 'checkpoint' are bad input (2),
+ * 'numeric' a failure (1), 'aborted' (and any error named 'AbortError') an interruption (130, or
+ * 143 after SIGTERM). Anything else is a failure (1).
+ */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof CliError) return err.exitCode;
+  if (isAbortError(err)) return interruptExitCode(err);
+  switch (errorKind(err)) {
+    case 'config':
+    case 'data':
+    case 'checkpoint':
+      return EXIT.usage;
+    case 'numeric':
+      return EXIT.failure;
+    default:
+      return EXIT.failure;
+  }
+}
+
 /** Run the CLI; returns the exit code instead of exiting, so tests can call it in-process. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
@@ -50,13 +84,9 @@ export async function main(argv: string[]): Promise<number> {
       // --help and --version exit through here with code 0; usage errors were already printed.
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    if (err instanceof CliError) {
-      process.stderr.write(`ofm: error: ${err.message}\n`);
-      return err.exitCode;
-    }
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`ofm: error: ${message}\n`);
     if (process.env.OFM_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-    return EXIT.failure;
+    return exitCodeOf(err);
   }
 }

@@ -1,7 +1,7 @@
 /** Opening a user's dataset for `ofm train` / `ofm eval`, with one clear error on bad input. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type AnomalyDataset, DatasetError, continualSettings, isContinualSettingName, loadFolder, loadMvtec, loadVisa, resolveTasks } from '@ofm/datasets';
+import { type AnomalyDataset, continualSettings, isContinualSettingName, loadFolder, loadMvtec, loadVisa, resolveTasks } from '@ofm/datasets';
 import { CliError } from './errors';
 
 export const FORMATS = ['mvtec', 'visa', 'folder'] as const;
@@ -24,26 +24,22 @@ export async function openDataset(opts: DataOptions, size: number): Promise<Anom
   if (!existsSync(opts.data)) {
     throw new CliError(`--data '${opts.data}' does not exist; point it at a dataset root (for the synthetic one: ofm synth --out DIR)`);
   }
-  try {
-    switch (opts.format as Format) {
-      case 'mvtec':
-        return await loadMvtec(opts.data, { size });
-      case 'visa':
-        return await loadVisa(opts.data, { size });
-      case 'folder': {
-        const maskDir = opts.maskDir ?? join(opts.data, 'mask');
-        return await loadFolder({
-          root: opts.data,
-          normalDir: opts.normalDir ?? join(opts.data, 'normal'),
-          abnormalDir: opts.abnormalDir ?? join(opts.data, 'abnormal'),
-          maskDir: existsSync(maskDir) ? maskDir : undefined,
-          size,
-        });
-      }
+  // A dataset that is not in the layout of its format is a DatasetError (exit 2).
+  switch (opts.format as Format) {
+    case 'mvtec':
+      return await loadMvtec(opts.data, { size });
+    case 'visa':
+      return await loadVisa(opts.data, { size });
+    case 'folder': {
+      const maskDir = opts.maskDir ?? join(opts.data, 'mask');
+      return await loadFolder({
+        root: opts.data,
+        normalDir: opts.normalDir ?? join(opts.data, 'normal'),
+        abnormalDir: opts.abnormalDir ?? join(opts.data, 'abnormal'),
+        maskDir: existsSync(maskDir) ? maskDir : undefined,
+        size,
+      });
     }
-  } catch (err) {
-    if (err instanceof DatasetError) throw new CliError(err.message);
-    throw err;
   }
 }
 
@@ -61,10 +57,6 @@ export function tasksOf(dataset: AnomalyDataset, opts: { setting?: string; tasks
       `--setting '${opts.setting}' is not a continual setting; the settings are: ${Object.keys(continualSettings).join(', ')} (or give your own with --tasks "a,b|c")`,
     );
   }
-  try {
-    return resolveTasks(spec, { classes: dataset.classes, root: dataset.root });
-  } catch (err) {
-    if (err instanceof DatasetError || err instanceof Error) throw new CliError(err.message);
-    throw err;
-  }
+  // A malformed list is a ConfigError, a class the dataset lacks a DatasetError (both exit 2).
+  return resolveTasks(spec, { classes: dataset.classes, root: dataset.root });
 }

@@ -1,5 +1,6 @@
 /** Helpers the `ofm` commands share: option parsing, progress on stderr, Ctrl-C and SIGTERM handling. */
 import { rmSync } from 'node:fs';
+import { isAbortError } from '@ofm/errors';
 import { CliError, EXIT } from './errors';
 
 /** The output options most commands share. */
@@ -130,9 +131,9 @@ export async function withInterrupts<T>(work: (signal: AbortSignal) => Promise<T
   }
 }
 
-/** True for the error thrown when a long job stops on an abort signal. */
+/** True for the error thrown when a long job stops on an abort signal (an `AbortError`, ours or the DOM's). */
 export function isAbort(err: unknown): boolean {
-  return err instanceof Error && err.name === 'AbortError';
+  return isAbortError(err);
 }
 
 /** The exit code for an abort error from {@link withInterrupts}: 143 after SIGTERM, else 130. */

@@ -6,7 +6,7 @@
  * so it can take neither a query/key-only embedding nor expose its weights; this one is written on
  * the same `dense` layers, so taps still report every projection's input.
  */
-import { type Ctx, dense, dropout, scope, tf } from '@ofm/tensor';
+import { ConfigError, type Ctx, dense, dropout, scope, tf } from '@ofm/tensor';
 
 /** Options of {@link maskedSelfAttention}. */
 export interface MaskedAttentionOptions {
@@ -39,7 +39,7 @@ export function maskedSelfAttention(
 ): tf.Tensor3D {
   const [n, t, c] = x.shape;
   const heads = opts.heads;
-  if (c % heads !== 0) throw new Error(`attention '${name}': ${c} channels do not split into ${heads} heads`);
+  if (c % heads !== 0) throw new ConfigError(`attention '${name}': ${c} channels do not split into ${heads} heads`);
   const d = c / heads;
   const s = scope(ctx, name);
   const qkInput = opts.pos ? tf.add(x, opts.pos) : x;

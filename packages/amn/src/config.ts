@@ -3,6 +3,8 @@
  * hint encoder gives the token grid (stride, receptive field, the mask size that covers it).
  */
 
+import { ConfigError } from '@ofm/tensor';
+
 /** What the caller may set; every field is optional and falls back to {@link DEFAULT_AMN_CONFIG}. */
 export interface AmnConfig {
   /**
@@ -75,7 +77,7 @@ export const DEFAULT_AMN_CONFIG: Readonly<AmnConfig> = Object.freeze({
 export function resolveAmnConfig(options: Partial<AmnConfig> = {}): AmnConfig {
   for (const key of Object.keys(options)) {
     if (!(key in DEFAULT_AMN_CONFIG)) {
-      throw new Error(
+      throw new ConfigError(
         `AMN config: unknown option '${key}' (known: ${Object.keys(DEFAULT_AMN_CONFIG).join(', ')})`,
       );
     }
@@ -89,7 +91,7 @@ export function resolveAmnConfig(options: Partial<AmnConfig> = {}): AmnConfig {
 
 function validate(c: AmnConfig): void {
   const fail = (field: keyof AmnConfig, why: string): never => {
-    throw new Error(`AMN config: '${field}' ${why}`);
+    throw new ConfigError(`AMN config: '${field}' ${why}`);
   };
   const positiveInt = (field: keyof AmnConfig, v: number) => {
     if (!Number.isInteger(v) || v < 1) fail(field, `must be a positive integer, got ${v}`);
@@ -181,7 +183,7 @@ export function hintGeometry(config: Pick<AmnConfig, 'inChannels' | 'hintChannel
 export function gridSize(config: AmnConfig, height: number, width: number): [number, number] {
   const { stride } = hintGeometry(config);
   if (height % stride !== 0 || width % stride !== 0) {
-    throw new Error(
+    throw new ConfigError(
       `AMN: image ${height}x${width} is not divisible by the hint encoder's stride ${stride} ` +
         `(${config.hintChannels.length - 1} downsamplings); resize the images or change 'hintChannels'`,
     );

@@ -4,7 +4,7 @@
  * `r = floor(size / 2)` — its own `size x size` neighbourhood, itself included, clipped at the
  * borders. Everything else is allowed.
  */
-import { tf } from '@ofm/tensor';
+import { ConfigError, tf } from '@ofm/tensor';
 
 /**
  * Additive value of a blocked entry. Finite, so a row can never turn into NaN; after adding it to
@@ -14,15 +14,15 @@ export const MASK_BLOCKED = -1e9;
 
 function checkArgs(h: number, w: number, size: number): void {
   if (!Number.isInteger(h) || !Number.isInteger(w) || h < 1 || w < 1) {
-    throw new Error(`neighbourMask: grid must be positive integers, got ${h}x${w}`);
+    throw new ConfigError(`neighbourMask: grid must be positive integers, got ${h}x${w}`);
   }
   if (!Number.isInteger(size) || size < 1 || size % 2 === 0) {
-    throw new Error(`neighbourMask: size must be an odd positive integer, got ${size}`);
+    throw new ConfigError(`neighbourMask: size must be an odd positive integer, got ${size}`);
   }
   // The most constrained token is the grid centre: if even it has nothing left, attention is undefined.
   const r = (size - 1) / 2;
   if (r >= Math.ceil((h - 1) / 2) && r >= Math.ceil((w - 1) / 2)) {
-    throw new Error(
+    throw new ConfigError(
       `neighbourMask: a ${size}x${size} neighbourhood blocks every token of a ${h}x${w} grid for its centre token; ` +
         `use a smaller 'maskSize' or a larger grid (fewer downsamplings or larger images)`,
     );

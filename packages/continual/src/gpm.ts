@@ -18,7 +18,7 @@
  * serialise into checkpoints as `gpm.<layer>.basis` plus {@link GpmMeta}.
  */
 import { IncrementalSvd, type IsvdMethod, type RepresentationFactorizer, StackedSvd } from '@ofm/isvd';
-import { type Matrix, type ParamStore, Rng, type TapEvent, type TapFn, projectGradient, sameShape, tf } from '@ofm/tensor';
+import { DataError, type Matrix, type ParamStore, Rng, type TapEvent, type TapFn, projectGradient, sameShape, tf } from '@ofm/tensor';
 import { growBasis } from './criterion';
 import { type LayerSelector, type ThresholdQuery, type ThresholdSpec, checkThreshold, isSelected, resolveThreshold } from './selection';
 
@@ -554,7 +554,7 @@ export class GradientProjectionMemory {
       }
       const state: LayerState = { layer, weight, kind: info.kind, inDim: info.inDim, basis: null, history: info.history.map((h) => ({ ...h })) };
       if (info.rank > 0) {
-        if (!t) throw new Error(`GPM checkpoint: tensor '${name}' is missing (the metadata says rank ${info.rank}); the checkpoint is incomplete`);
+        if (!t) throw new DataError(`GPM checkpoint: tensor '${name}' is missing (the metadata says rank ${info.rank}); the checkpoint is incomplete`);
         if (t.rank !== 2 || t.shape[0] !== info.inDim || t.shape[1] !== info.rank) {
           throw new RangeError(`GPM checkpoint: tensor '${name}' is [${t.shape}] but the metadata says [${info.inDim}, ${info.rank}]`);
         }
@@ -683,13 +683,13 @@ function readMeta(raw: unknown): GpmMeta {
   const candidate = (raw as { format?: unknown } | null)?.format === GPM_FORMAT ? raw : (raw as { gpm?: unknown } | null)?.gpm;
   const meta = candidate as Partial<GpmMeta> | undefined;
   if (!meta || meta.format !== GPM_FORMAT) {
-    throw new Error(`GPM checkpoint: metadata has no '${GPM_FORMAT}' section (pass the object from toMeta(), or checkpoint meta holding it under 'gpm')`);
+    throw new DataError(`GPM checkpoint: metadata has no '${GPM_FORMAT}' section (pass the object from toMeta(), or checkpoint meta holding it under 'gpm')`);
   }
   if (meta.version !== GPM_VERSION) {
-    throw new Error(`GPM checkpoint: format version ${String(meta.version)} is not supported (this build reads version ${GPM_VERSION})`);
+    throw new DataError(`GPM checkpoint: format version ${String(meta.version)} is not supported (this build reads version ${GPM_VERSION})`);
   }
   if (typeof meta.tasks !== 'number' || !meta.layers || !meta.options) {
-    throw new Error('GPM checkpoint: metadata is incomplete (tasks, options and layers are required)');
+    throw new DataError('GPM checkpoint: metadata is incomplete (tasks, options and layers are required)');
   }
   return meta as GpmMeta;
 }

@@ -3,6 +3,7 @@
  * are data here; user settings are parsed from strings such as `"bottle,cable|screw"` (`|`
  * separates tasks, `,` classes). After task t, the test set is every class learned so far.
  */
+import { ConfigError } from '@ofm/errors';
 import { DatasetError } from './errors';
 
 /** The 15 MVTec AD classes in alphabetical order (the order of the paper's settings). */
@@ -93,14 +94,14 @@ export function isContinualSettingName(name: string): name is ContinualSettingNa
 /**
  * Parse a task string: `|` separates tasks, `,` separates the classes of a task; spaces around
  * names are ignored. `"bottle,cable|screw"` is `[["bottle","cable"],["screw"]]`.
- * @throws {RangeError} for an empty task or class name, or a class listed twice.
+ * @throws {ConfigError} for an empty task or class name, or a class listed twice.
  */
 export function parseTasks(spec: string): Tasks {
   const tasks = spec.split('|').map((task, t) =>
     task.split(',').map((name, c) => {
       const trimmed = name.trim();
       if (!trimmed) {
-        throw new RangeError(
+        throw new ConfigError(
           `tasks "${spec}": task ${t + 1} has an empty class name at position ${c + 1}; write classes as a,b|c`,
         );
       }
@@ -155,7 +156,7 @@ export function classesSeen(tasks: Tasks, t: number): string[] {
 function checkUnique(tasks: Tasks, where: string): void {
   const seen = new Set<string>();
   for (const c of tasks.flat()) {
-    if (seen.has(c)) throw new RangeError(`${where}: class "${c}" appears twice; each class belongs to one task`);
+    if (seen.has(c)) throw new ConfigError(`${where}: class "${c}" appears twice; each class belongs to one task`);
     seen.add(c);
   }
 }

@@ -1,11 +1,8 @@
-/** The error every long detector operation stops with when its `AbortSignal` fires. */
-export function abortError(): Error {
-  const err = new Error('interrupted');
-  err.name = 'AbortError';
-  return err;
-}
+import { AbortError } from '@ofm/tensor';
 
-/** Throw {@link abortError} if `signal` has fired. */
-export function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw abortError();
+export { throwIfAborted } from '@ofm/tensor';
+
+/** The error every long detector operation stops with when its `AbortSignal` fires: an `AbortError` (name `'AbortError'`, message `'interrupted'`). */
+export function abortError(): AbortError {
+  return new AbortError();
 }

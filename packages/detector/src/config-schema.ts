@@ -8,6 +8,7 @@
 import { architectureProblems } from '@ofm/diffusion';
 import { type ZodIssue, z } from 'zod';
 import type { DetectorConfig } from './config';
+import { ConfigError } from '@ofm/tensor';
 
 const integer = (min: number) => z.number().int().min(min);
 const positive = () => z.number().positive().finite();
@@ -252,5 +253,5 @@ export function parseDetectorConfig(config: unknown, source = 'detector config')
   const result = detectorConfigSchema.safeParse(config);
   if (result.success) return result.data;
   const problems = result.error.issues.flatMap((issue) => describeIssue(issue, config));
-  throw new Error(problems.length === 1 ? `${source}: ${problems[0]}` : `${source}: ${problems.length} problems:\n  - ${problems.join('\n  - ')}`);
+  throw new ConfigError(problems.length === 1 ? `${source}: ${problems[0]}` : `${source}: ${problems.length} problems:\n  - ${problems.join('\n  - ')}`);
 }

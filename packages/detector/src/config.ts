@@ -7,6 +7,7 @@ import type { AmnConfig } from '@ofm/amn';
 import type { FactorizerKind } from '@ofm/continual';
 import type { ScheduleKind, UNetConfig } from '@ofm/diffusion';
 import { parseDetectorConfig } from './config-schema';
+import { ConfigError } from '@ofm/tensor';
 
 /**
  * Everything that defines a detector: image size, UNet and AMN shapes, noise schedule, training,
@@ -278,7 +279,7 @@ export type DetectorPresetName = keyof typeof DETECTOR_PRESETS;
 /** A preset's config by name; an unknown name throws, listing the presets. */
 export function presetConfig(name: string): DetectorConfigInput {
   const preset = (DETECTOR_PRESETS as Record<string, DetectorPreset>)[name];
-  if (!preset) throw new Error(`unknown preset '${name}'; presets: ${Object.keys(DETECTOR_PRESETS).join(', ')}`);
+  if (!preset) throw new ConfigError(`unknown preset '${name}'; presets: ${Object.keys(DETECTOR_PRESETS).join(', ')}`);
   return structuredClone(preset.config);
 }
 

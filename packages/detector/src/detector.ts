@@ -35,7 +35,7 @@ import {
   trainableParams,
 } from '@ofm/diffusion';
 import { auroc, aurocStandardError } from '@ofm/metrics';
-import { type Ctx, ParamStore, type Reads, Rng, canReadSync, context, readAsync, readSync, tf } from '@ofm/tensor';
+import { ConfigError, type Ctx, DataError, NumericError, ParamStore, type Reads, Rng, canReadSync, context, readAsync, readSync, tf } from '@ofm/tensor';
 import {
   type ClassCalibration,
   describeImagesReads,
@@ -165,14 +165,14 @@ export interface TrainingFault extends FitFault {
   task: number;
 }
 
-/** Training stopped: too many steps in a row had non-finite values. Nothing non-finite was kept. */
-export class TrainingFaultError extends Error {
+/** Training stopped: too many steps in a row had non-finite values. Nothing non-finite was kept. A {@link NumericError} with code `'training-fault'`. */
+export class TrainingFaultError extends NumericError {
   override readonly name = 'TrainingFaultError';
   constructor(
     readonly fault: TrainingFault,
     message: string,
   ) {
-    super(message);
+    super(message, { code: 'training-fault' });
   }
 }
 
@@ -275,7 +275,7 @@ export class ContinualDetector {
       const earlier = tasks.slice(0, -1);
       for (const t of earlier) {
         const missing = names.find((name) => !(taskWeightName(t.index, name) in tensors));
-        if (missing !== undefined) throw new Error(`task ${t.index + 1} has no weight '${taskWeightName(t.index, missing)}': the file lacks its per-task weights`);
+        if (missing !== undefined) throw new DataError(`task ${t.index + 1} has no weight '${taskWeightName(t.index, missing)}': the file lacks its per-task weights`);
       }
       for (const t of earlier) this.taskWeights[t.index] = Object.fromEntries(names.map((name) => [name, tf.clone(tensors[taskWeightName(t.index, name)]!)]));
       if (tasks.length) this.taskWeights[tasks.length - 1] = Object.fromEntries(this.params.entries().map(([name, v]) => [name, tf.clone(v)]));
@@ -291,7 +291,7 @@ export class ContinualDetector {
    */
   classWeights(name: string): Record<string, tf.Tensor> {
     const cls = this.classOf(name);
-    if (!cls) throw new Error(`class '${name}' was never learned (learned: ${this.classNames().join(', ')})`);
+    if (!cls) throw new ConfigError(`class '${name}' was never learned (learned: ${this.classNames().join(', ')})`);
     if (this.perTask && this.taskWeights[cls.task]) return { ...this.taskWeights[cls.task]! };
     this.useTaskWeights(this.tasks.length - 1);
     return Object.fromEntries(this.params.entries());
@@ -325,7 +325,7 @@ export class ContinualDetector {
    */
   useClassWeights(name: string): void {
     const cls = this.classOf(name);
-    if (!cls) throw new Error(`class '${name}' was never learned (learned: ${this.classNames().join(', ')})`);
+    if (!cls) throw new ConfigError(`class '${name}' was never learned (learned: ${this.classNames().join(', ')})`);
     this.useTaskWeights(cls.task);
   }
 
@@ -358,22 +358,22 @@ export class ContinualDetector {
     const index = this.tasks.length;
     const known = new Set(this.classNames());
     for (const cls of task.classes) {
-      if (known.has(cls)) throw new Error(`class '${cls}' was already learned (task ${this.classOf(cls)!.task + 1}); a class is learned once`);
+      if (known.has(cls)) throw new ConfigError(`class '${cls}' was already learned (task ${this.classOf(cls)!.task + 1}); a class is learned once`);
       const imgs = task.images.get(cls);
       if (!imgs || imgs.length < 4) {
-        throw new Error(`class '${cls}' has ${imgs?.length ?? 0} training images; at least 4 are needed (some are held out for validation)`);
+        throw new DataError(`class '${cls}' has ${imgs?.length ?? 0} training images; at least 4 are needed (some are held out for validation)`);
       }
       imgs.forEach((img, i) => {
         if (img.length !== c.imageSize * c.imageSize * 3) {
-          throw new Error(`class '${cls}': images must be ${c.imageSize}x${c.imageSize} RGB (${c.imageSize * c.imageSize * 3} values), got ${img.length}`);
+          throw new DataError(`class '${cls}': images must be ${c.imageSize}x${c.imageSize} RGB (${c.imageSize * c.imageSize * 3} values), got ${img.length}`);
         }
         const bad = img.findIndex((v) => !Number.isFinite(v));
-        if (bad >= 0) throw new Error(`class '${cls}': training image ${i} holds ${img[bad]} at value ${bad}; images must be finite RGB in [0, 1]`);
+        if (bad >= 0) throw new DataError(`class '${cls}': training image ${i} holds ${img[bad]} at value ${bad}; images must be finite RGB in [0, 1]`);
       });
     }
     if (!this.perTask && c.continual.projection !== 'none' && !canReadSync()) {
       // Gradient projection reads every layer's inputs synchronously, inside the forward pass.
-      throw new Error(
+      throw new ConfigError(
         `continual.weights 'shared' with projection '${c.continual.projection}' reads layer inputs synchronously, which the ` +
           `'${tf.getBackend()}' backend in Node.js cannot; use per-task weights (continual.weights 'per-task', the default), ` +
           "projection 'none', or another backend (wasm)",
@@ -580,13 +580,13 @@ export class ContinualDetector {
   private resumeTraining(snapshot: TrainSnapshot, index: number, classes: string[], trainer: DiffusionTrainer): void {
     const c = this.config;
     if (snapshot.task !== index || snapshot.classes.join(',') !== classes.join(',') || snapshot.steps !== c.training.steps) {
-      throw new Error(
+      throw new DataError(
         `resume: the snapshot is of task ${snapshot.task + 1} (${snapshot.classes.join(',')}, ${snapshot.steps} steps), ` +
           `not of task ${index + 1} (${classes.join(',')}, ${c.training.steps} steps)`,
       );
     }
     const missing = this.params.names().filter((name) => !(name in snapshot.weights));
-    if (missing.length) throw new Error(`resume: the snapshot has no weight '${missing[0]}' (${missing.length} missing); it is of another model`);
+    if (missing.length) throw new DataError(`resume: the snapshot has no weight '${missing[0]}' (${missing.length} missing); it is of another model`);
     this.params.assign(snapshot.weights);
     trainer.loadState(snapshot.optimizer);
   }
@@ -839,12 +839,12 @@ export class ContinualDetector {
     if (this.classes.length === 0) throw new Error('the detector has learned no class yet; learn a task first');
     const given = opts.className === undefined ? undefined : this.classOf(opts.className);
     if (opts.className !== undefined && !given) {
-      throw new Error(`detect: class '${opts.className}' was never learned (learned: ${this.classNames().join(', ')})`);
+      throw new ConfigError(`detect: class '${opts.className}' was never learned (learned: ${this.classNames().join(', ')})`);
     }
     const size = this.config.imageSize;
     for (const img of images) {
       if (img.length !== size * size * 3) {
-        throw new Error(`detect: images must be ${size}x${size} RGB (${size * size * 3} values), got ${img.length}`);
+        throw new DataError(`detect: images must be ${size}x${size} RGB (${size * size * 3} values), got ${img.length}`);
       }
     }
     const routed = given ? images.map(() => given) : (yield* this.routeIndices(images)).map((k) => this.classes[k]!);

@@ -14,7 +14,7 @@
  * Everything is measured, nothing is inferred: a group with a large change and a class whose map
  * moved name the cause. `ofm inspect --drift` prints it.
  */
-import { type Ctx, context, tf } from '@ofm/tensor';
+import { ConfigError, type Ctx, DataError, context, tf } from '@ofm/tensor';
 import type { ContinualDetector } from './detector';
 import { to01Batch } from './detector';
 
@@ -96,11 +96,11 @@ export function measureDrift(
   images: ReadonlyMap<string, readonly Float32Array[]>,
 ): DriftReport {
   if (before.config.imageSize !== after.config.imageSize || before.config.continual.weights !== after.config.continual.weights) {
-    throw new Error('drift: the two detectors are not of the same model (image size or weights mode differ)');
+    throw new DataError('drift: the two detectors are not of the same model (image size or weights mode differ)');
   }
   const afterNames = new Set(after.classNames());
   const missing = before.classNames().filter((c) => !afterNames.has(c));
-  if (missing.length) throw new Error(`drift: the later detector has not learned ${missing.join(', ')}; give the later checkpoint second`);
+  if (missing.length) throw new ConfigError(`drift: the later detector has not learned ${missing.join(', ')}; give the later checkpoint second`);
   const perTask = before.config.continual.weights === 'per-task';
   const report: DriftReport = {
     before: { tasks: before.tasks.length, classes: before.classNames() },

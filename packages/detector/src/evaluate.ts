@@ -6,6 +6,7 @@
 import { evaluateDetections } from '@ofm/metrics';
 import type { ContinualDetector, Detection } from './detector';
 import { REPORT_METRICS, type ReportMetric } from './report-format';
+import { ConfigError } from '@ofm/tensor';
 
 /** Metrics of one class (null where undefined: e.g. pixel metrics without masks). */
 export type ClassMetrics = Record<ReportMetric, number | null>;
@@ -48,7 +49,7 @@ export function classMetrics(detections: readonly Detection[], tests: readonly T
 export function evaluateDetector(detector: ContinualDetector, tests: ReadonlyMap<string, readonly TestImage[]>): Evaluation {
   const known = new Set(detector.classNames());
   for (const cls of tests.keys()) {
-    if (!known.has(cls)) throw new Error(`evaluate: class '${cls}' was never learned (learned: ${[...known].join(', ') || 'none'})`);
+    if (!known.has(cls)) throw new ConfigError(`evaluate: class '${cls}' was never learned (learned: ${[...known].join(', ') || 'none'})`);
   }
   const classes: Record<string, ClassMetrics> = {};
   let routed = 0;

@@ -5,7 +5,7 @@
  * bank, and {@link TfjsModelExtractor}, which taps named layers of any tfjs layers or graph model on
  * disk.
  */
-import { tf } from '@ofm/tensor';
+import { ConfigError, tf } from '@ofm/tensor';
 
 /**
  * Maps a batch of RGB images `[N, H, W, 3]` with values in [0, 1] to one or more feature maps
@@ -86,7 +86,7 @@ export class FilterBankExtractor implements FeatureExtractor {
   constructor(opts: FilterBankOptions = {}) {
     this.sigmas = opts.sigmas ?? [1, 2, 4];
     if (this.sigmas.length === 0 || this.sigmas.some((s) => !(s > 0))) {
-      throw new Error(`FilterBankExtractor: sigmas must be positive numbers, got [${this.sigmas}]`);
+      throw new ConfigError(`FilterBankExtractor: sigmas must be positive numbers, got [${this.sigmas}]`);
     }
   }
 

@@ -7,7 +7,7 @@
  * Node APIs).
  */
 import { hashSeed } from '@ofm/datasets';
-import { Rng, tf } from '@ofm/tensor';
+import { ConfigError, DataError, Rng, tf } from '@ofm/tensor';
 import type { Detection, TaskImages } from './detector';
 import { type FeatureExtractor, FilterBankExtractor, gaussianBlur } from './features';
 import { abortError } from './abort';
@@ -111,7 +111,7 @@ function defaultStride(size: number): number {
 }
 
 function positiveInteger(name: string, v: number, min = 1): number {
-  if (!Number.isInteger(v) || v < min) throw new Error(`PatchKnnDetector: ${name} must be an integer >= ${min}, got ${v}`);
+  if (!Number.isInteger(v) || v < min) throw new ConfigError(`PatchKnnDetector: ${name} must be an integer >= ${min}, got ${v}`);
   return v;
 }
 
@@ -135,15 +135,15 @@ export class PatchKnnDetector {
   constructor(opts: PatchKnnOptions = {}) {
     const imageSize = positiveInteger('imageSize', opts.imageSize ?? 32, 2);
     const stride = positiveInteger('stride', opts.stride ?? defaultStride(imageSize));
-    if (imageSize % stride !== 0) throw new Error(`PatchKnnDetector: stride ${stride} does not divide imageSize ${imageSize}`);
+    if (imageSize % stride !== 0) throw new ConfigError(`PatchKnnDetector: stride ${stride} does not divide imageSize ${imageSize}`);
     const patch = positiveInteger('patch', opts.patch ?? 3);
-    if (patch % 2 === 0) throw new Error(`PatchKnnDetector: patch must be odd (a window centred on its cell), got ${patch}`);
+    if (patch % 2 === 0) throw new ConfigError(`PatchKnnDetector: patch must be odd (a window centred on its cell), got ${patch}`);
     const grid = imageSize / stride;
-    if (patch > 1 && (patch - 1) / 2 >= grid) throw new Error(`PatchKnnDetector: patch ${patch} is too wide for a ${grid} x ${grid} grid (imageSize / stride)`);
+    if (patch > 1 && (patch - 1) / 2 >= grid) throw new ConfigError(`PatchKnnDetector: patch ${patch} is too wide for a ${grid} x ${grid} grid (imageSize / stride)`);
     const coreset = opts.coreset ?? 'kcenter';
-    if (coreset !== 'kcenter' && coreset !== 'random') throw new Error(`PatchKnnDetector: coreset must be 'kcenter' or 'random', got '${coreset}'`);
+    if (coreset !== 'kcenter' && coreset !== 'random') throw new ConfigError(`PatchKnnDetector: coreset must be 'kcenter' or 'random', got '${coreset}'`);
     const blurSigma = opts.blurSigma ?? (4 * imageSize) / 224;
-    if (!(blurSigma >= 0)) throw new Error(`PatchKnnDetector: blurSigma must be >= 0, got ${blurSigma}`);
+    if (!(blurSigma >= 0)) throw new ConfigError(`PatchKnnDetector: blurSigma must be >= 0, got ${blurSigma}`);
     this.config = {
       imageSize,
       stride,
@@ -177,7 +177,7 @@ export class PatchKnnDetector {
   /** A copy of one class's bank, `[m, D]` row-major, with its shape. */
   bank(className: string): { data: Float32Array; shape: [number, number] } {
     const b = this.banks.find((x) => x.className === className);
-    if (!b) throw new Error(`PatchKnnDetector: no bank for class '${className}' (learned: ${this.classNames().join(', ') || 'none'})`);
+    if (!b) throw new ConfigError(`PatchKnnDetector: no bank for class '${className}' (learned: ${this.classNames().join(', ') || 'none'})`);
     return { data: Float32Array.from(b.features.dataSync()), shape: [b.features.shape[0], b.features.shape[1]] };
   }
 
@@ -189,12 +189,12 @@ export class PatchKnnDetector {
     const started = Date.now();
     const index = this.tasks.length;
     const known = new Set(this.classNames());
-    if (task.classes.length === 0) throw new Error('PatchKnnDetector.learnTask: the task has no classes');
-    if (new Set(task.classes).size !== task.classes.length) throw new Error(`PatchKnnDetector.learnTask: a class is listed twice in [${task.classes.join(', ')}]`);
+    if (task.classes.length === 0) throw new ConfigError('PatchKnnDetector.learnTask: the task has no classes');
+    if (new Set(task.classes).size !== task.classes.length) throw new ConfigError(`PatchKnnDetector.learnTask: a class is listed twice in [${task.classes.join(', ')}]`);
     for (const cls of task.classes) {
-      if (known.has(cls)) throw new Error(`PatchKnnDetector.learnTask: class '${cls}' already has a bank; a class is learned once`);
+      if (known.has(cls)) throw new ConfigError(`PatchKnnDetector.learnTask: class '${cls}' already has a bank; a class is learned once`);
       const images = task.images.get(cls);
-      if (!images || images.length === 0) throw new Error(`PatchKnnDetector.learnTask: no training images for class '${cls}'`);
+      if (!images || images.length === 0) throw new DataError(`PatchKnnDetector.learnTask: no training images for class '${cls}'`);
       images.forEach((img, i) => this.checkImage(img, `training image ${i} of class '${cls}'`));
     }
     const total = task.classes.reduce((a, c) => a + task.images.get(c)!.length, 0);
@@ -213,7 +213,7 @@ export class PatchKnnDetector {
         const [n, dim] = candidates.shape;
         if (n < this.config.k) {
           candidates.dispose();
-          throw new Error(`PatchKnnDetector.learnTask: class '${cls}' has ${n} training patches, fewer than k = ${this.config.k}`);
+          throw new DataError(`PatchKnnDetector.learnTask: class '${cls}' has ${n} training patches, fewer than k = ${this.config.k}`);
         }
         const rng = new Rng(hashSeed(this.config.seed, 'patch-knn', cls));
         const chosen = this.selectCoreset(candidates, rng);
@@ -255,11 +255,11 @@ export class PatchKnnDetector {
     const banks = opts.classes
       ? opts.classes.map((c) => {
           const b = this.banks.find((x) => x.className === c);
-          if (!b) throw new Error(`PatchKnnDetector.detect: class '${c}' was never learned (learned: ${this.classNames().join(', ')})`);
+          if (!b) throw new ConfigError(`PatchKnnDetector.detect: class '${c}' was never learned (learned: ${this.classNames().join(', ')})`);
           return b;
         })
       : this.banks;
-    if (banks.length === 0) throw new Error('PatchKnnDetector.detect: opts.classes is empty');
+    if (banks.length === 0) throw new ConfigError('PatchKnnDetector.detect: opts.classes is empty');
     images.forEach((img, i) => this.checkImage(img, `image ${i}`));
     const { imageSize: size, batchSize } = this.config;
     const g = this.gridSize;
@@ -313,7 +313,7 @@ export class PatchKnnDetector {
   private checkImage(img: Float32Array, what: string): void {
     const want = this.config.imageSize * this.config.imageSize * 3;
     if (!(img instanceof Float32Array) || img.length !== want) {
-      throw new Error(
+      throw new DataError(
         `PatchKnnDetector: ${what} has ${img?.length ?? 0} values; expected ${want} (HWC RGB at ${this.config.imageSize} x ${this.config.imageSize})`,
       );
     }

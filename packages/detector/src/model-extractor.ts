@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { tf } from '@ofm/tensor';
+import { ConfigError, DataError, tf } from '@ofm/tensor';
 import type { FeatureExtractor } from './features';
 
 /** Options of {@link TfjsModelExtractor.load}: where the model is, which layers to tap, and input preprocessing. */
@@ -40,13 +40,13 @@ export class TfjsModelExtractor implements FeatureExtractor {
 
   /** Load the model and check that every requested layer exists (one clear error otherwise). */
   static async load(opts: TfjsModelExtractorOptions): Promise<TfjsModelExtractor> {
-    if (opts.layers.length === 0) throw new Error('TfjsModelExtractor: give at least one layer name to tap');
+    if (opts.layers.length === 0) throw new ConfigError('TfjsModelExtractor: give at least one layer name to tap');
     const jsonPath = opts.path.endsWith('.json') ? resolve(opts.path) : join(resolve(opts.path), 'model.json');
     let raw: string;
     try {
       raw = await readFile(jsonPath, 'utf8');
     } catch {
-      throw new Error(`cannot read the model file '${jsonPath}': expected a tfjs model.json (with its weight files) there`);
+      throw new DataError(`cannot read the model file '${jsonPath}': expected a tfjs model.json (with its weight files) there`);
     }
     let json: {
       modelTopology?: unknown;
@@ -56,10 +56,10 @@ export class TfjsModelExtractor implements FeatureExtractor {
     try {
       json = JSON.parse(raw);
     } catch (err) {
-      throw new Error(`'${jsonPath}' is not valid JSON: ${(err as Error).message}`);
+      throw new DataError(`'${jsonPath}' is not valid JSON: ${(err as Error).message}`);
     }
     if (!json.modelTopology || !json.weightsManifest) {
-      throw new Error(`'${jsonPath}' is not a tfjs model.json (it needs "modelTopology" and "weightsManifest")`);
+      throw new DataError(`'${jsonPath}' is not a tfjs model.json (it needs "modelTopology" and "weightsManifest")`);
     }
     const dir = dirname(jsonPath);
     const weightSpecs: tf.io.WeightsManifestEntry[] = [];
@@ -70,7 +70,7 @@ export class TfjsModelExtractor implements FeatureExtractor {
         try {
           buffers.push(new Uint8Array(await readFile(join(dir, p))));
         } catch {
-          throw new Error(`weight file '${join(dir, p)}' named in '${jsonPath}' is missing`);
+          throw new DataError(`weight file '${join(dir, p)}' named in '${jsonPath}' is missing`);
         }
       }
     }
@@ -93,7 +93,7 @@ export class TfjsModelExtractor implements FeatureExtractor {
       const known = new Set(Object.keys((model as unknown as { executor: { graph: { nodes: object } } }).executor.graph.nodes));
       const missing = opts.layers.filter((l) => !known.has(l.split(':')[0]!));
       if (missing.length) {
-        throw new Error(`graph model '${jsonPath}' has no node(s) ${missing.join(', ')}`);
+        throw new ConfigError(`graph model '${jsonPath}' has no node(s) ${missing.join(', ')}`);
       }
       const run = (x: tf.Tensor4D) => {
         const out = model.execute(x, opts.layers);
@@ -105,7 +105,7 @@ export class TfjsModelExtractor implements FeatureExtractor {
     const names = new Set(model.layers.map((l) => l.name));
     const missing = opts.layers.filter((l) => !names.has(l));
     if (missing.length) {
-      throw new Error(
+      throw new ConfigError(
         `layers model '${jsonPath}' has no layer(s) ${missing.join(', ')}; it has: ${[...names].slice(0, 30).join(', ')}`,
       );
     }
@@ -134,7 +134,7 @@ export class TfjsModelExtractor implements FeatureExtractor {
       const std = this.opts.std ?? IMAGENET_STD;
       x = tf.div(tf.sub(x, tf.tensor1d(mean)), tf.tensor1d(std));
       return this.run(x).map((f) => {
-        if (f.rank !== 4) throw new Error(`tapped output has rank ${f.rank}; feature layers must give [N, h, w, C] maps`);
+        if (f.rank !== 4) throw new ConfigError(`tapped output has rank ${f.rank}; feature layers must give [N, h, w, C] maps`);
         return f as tf.Tensor4D;
       });
     });

@@ -7,7 +7,7 @@
  */
 import type { AnomalyDataset, Sample } from '@ofm/datasets';
 import { auroc, finalAverage, forgetting } from '@ofm/metrics';
-import { acquireCheckpointLock, tf } from '@ofm/tensor';
+import { DataError, acquireCheckpointLock, tf } from '@ofm/tensor';
 import type { ContinualDetector, Detection, LearnProgress, TaskRecord, TrainingFault } from './detector';
 import { type ClassMetrics, classMetrics } from './evaluate';
 import { saveDetector } from './persist';
@@ -283,7 +283,7 @@ async function learnTasks(opts: RunOptions): Promise<{ report: ContinualReport; 
     ? structuredClone(opts.previous)
     : { rows: [], pooled: [], seed: detector.config.seed };
   if (results.rows.length !== detector.tasks.length) {
-    throw new Error(
+    throw new DataError(
       `the checkpoint holds ${detector.tasks.length} tasks but results for ${results.rows.length}; it was not written by a continual run`,
     );
   }

@@ -9,7 +9,7 @@
  * with `k` the number of updates that parameter has had. State is per parameter name and can be
  * saved and restored as named tensors (for checkpoints).
  */
-import { sameShape, tf } from '@ofm/tensor';
+import { ConfigError, DataError, sameShape, tf } from '@ofm/tensor';
 
 /** Options of {@link AdamW}. */
 export interface AdamWOptions {
@@ -56,12 +56,12 @@ export class AdamW {
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0.01;
     this.decays = opts.decays ?? (() => true);
-    if (!(this.lr >= 0)) throw new Error(`AdamW: lr must be >= 0 (got ${this.lr})`);
+    if (!(this.lr >= 0)) throw new ConfigError(`AdamW: lr must be >= 0 (got ${this.lr})`);
     for (const [k, b] of [
       ['beta1', this.beta1],
       ['beta2', this.beta2],
     ] as const) {
-      if (!(b >= 0 && b < 1)) throw new Error(`AdamW: ${k} must be in [0, 1) (got ${b})`);
+      if (!(b >= 0 && b < 1)) throw new ConfigError(`AdamW: ${k} must be in [0, 1) (got ${b})`);
     }
   }
 
@@ -123,8 +123,8 @@ export class AdamW {
       const name = key.slice(prefix.length);
       const m = tensors[`${STATE_PREFIX}.m.${name}`];
       const v = tensors[`${STATE_PREFIX}.v.${name}`];
-      if (!m || !v) throw new Error(`AdamW.loadState: '${key}' is present but its m or v tensor is missing`);
-      if (!sameShape(m.shape, v.shape)) throw new Error(`AdamW.loadState: m and v of '${name}' differ in shape`);
+      if (!m || !v) throw new DataError(`AdamW.loadState: '${key}' is present but its m or v tensor is missing`);
+      if (!sameShape(m.shape, v.shape)) throw new DataError(`AdamW.loadState: m and v of '${name}' differ in shape`);
       this.slots.get(name)?.m.dispose();
       this.slots.get(name)?.v.dispose();
       this.slots.set(name, {
@@ -154,7 +154,7 @@ export class AdamW {
   private slot(name: string, p: tf.Variable): Slot {
     let slot = this.slots.get(name);
     if (slot && !sameShape(slot.m.shape, p.shape)) {
-      throw new Error(`AdamW: state of '${name}' has shape [${slot.m.shape}] but the parameter is [${p.shape}]`);
+      throw new DataError(`AdamW: state of '${name}' has shape [${slot.m.shape}] but the parameter is [${p.shape}]`);
     }
     if (!slot) {
       slot = { m: stateVariable(() => tf.zerosLike(p)), v: stateVariable(() => tf.zerosLike(p)), steps: 0 };

@@ -3,6 +3,8 @@
  * spec (`shared/peers/unet_spec.json`), so the same file configures this model and its PyTorch twin.
  */
 
+import { ConfigError } from '@ofm/tensor';
+
 /** Architecture of the ADM / latent-diffusion UNet. All sizes are in pixels or channels. */
 export interface UNetConfig {
   /** Side of the (square) training images. Decides at which levels attention runs. */
@@ -59,7 +61,7 @@ const KNOWN_FIELDS = new Set<string>([...REQUIRED_FIELDS, 'control_channels', ..
  */
 export function parseUNetConfig(raw: unknown, source = 'UNet config'): UNetConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new Error(`${source}: expected a JSON object with the fields ${REQUIRED_FIELDS.join(', ')}`);
+    throw new ConfigError(`${source}: expected a JSON object with the fields ${REQUIRED_FIELDS.join(', ')}`);
   }
   const obj = raw as Record<string, unknown>;
   const problems: string[] = [];
@@ -96,7 +98,7 @@ export function parseUNetConfig(raw: unknown, source = 'UNet config'): UNetConfi
   };
   if (obj.control_channels !== undefined) config.control_channels = positiveInt('control_channels');
   if (problems.length === 0) problems.push(...architectureProblems(config));
-  if (problems.length > 0) throw new Error(`${source}: ${problems.join('; ')}`);
+  if (problems.length > 0) throw new ConfigError(`${source}: ${problems.join('; ')}`);
   return config;
 }
 

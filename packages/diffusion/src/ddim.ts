@@ -11,7 +11,7 @@
  * 801, …, 1 (latent diffusion's "uniform" discretisation); pass
  * `timesteps: ldmUniformTimesteps(10, 1000)` with `tStart: 999` to reproduce that exactly.
  */
-import { Rng, type TapFn, tf } from '@ofm/tensor';
+import { ConfigError, Rng, type TapFn, tf } from '@ofm/tensor';
 import type { NoiseSchedule } from './schedule';
 import type { NoisePredictor } from './unet';
 
@@ -51,9 +51,9 @@ export interface ReconstructOptions extends DdimOptions {
 
 /** The default rule: `steps` timesteps evenly spaced on `(0, tStart]`, descending, first = tStart. */
 export function ddimTimesteps(tStart: number, steps: number): number[] {
-  if (!Number.isInteger(steps) || steps < 1) throw new Error(`DDIM: steps must be a positive integer (got ${steps})`);
+  if (!Number.isInteger(steps) || steps < 1) throw new ConfigError(`DDIM: steps must be a positive integer (got ${steps})`);
   if (!Number.isInteger(tStart) || tStart < steps) {
-    throw new Error(`DDIM: tStart ${tStart} must be an integer >= steps (${steps}) so that the timesteps are distinct`);
+    throw new ConfigError(`DDIM: tStart ${tStart} must be an integer >= steps (${steps}) so that the timesteps are distinct`);
   }
   const out: number[] = [];
   for (let k = steps; k >= 1; k--) out.push(Math.round((k * tStart) / steps));
@@ -66,7 +66,7 @@ export function ddimTimesteps(tStart: number, steps: number): number[] {
  */
 export function ldmUniformTimesteps(steps: number, T: number): number[] {
   const c = Math.floor(T / steps);
-  if (c < 1) throw new Error(`ldmUniformTimesteps: ${steps} steps do not fit in ${T} timesteps`);
+  if (c < 1) throw new ConfigError(`ldmUniformTimesteps: ${steps} steps do not fit in ${T} timesteps`);
   return Array.from({ length: steps }, (_, i) => 1 + (steps - 1 - i) * c);
 }
 
@@ -84,7 +84,7 @@ export function ddimLoop(
 ): tf.Tensor4D {
   checkDescending(schedule, timesteps);
   const eta = opts.eta ?? 0;
-  if (!(eta >= 0)) throw new Error(`DDIM: eta must be >= 0 (got ${eta})`);
+  if (!(eta >= 0)) throw new ConfigError(`DDIM: eta must be >= 0 (got ${eta})`);
   const n = xStart.shape[0];
   let x = xStart;
   timesteps.forEach((t, i) => {

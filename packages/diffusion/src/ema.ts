@@ -2,7 +2,7 @@
  * Exponential moving average of named parameters: `shadow ← d·shadow + (1 − d)·param` after each
  * update. Sampling with the averaged weights is usually smoother than with the raw ones.
  */
-import { tf } from '@ofm/tensor';
+import { ConfigError, DataError, tf } from '@ofm/tensor';
 
 /** Options of {@link Ema}. */
 export interface EmaOptions {
@@ -31,7 +31,7 @@ export class Ema {
   constructor(params: Iterable<[string, tf.Variable]>, opts: EmaOptions = {}) {
     this.decay = opts.decay ?? 0.999;
     this.warmup = opts.warmup ?? false;
-    if (!(this.decay >= 0 && this.decay < 1)) throw new Error(`Ema: decay must be in [0, 1) (got ${this.decay})`);
+    if (!(this.decay >= 0 && this.decay < 1)) throw new ConfigError(`Ema: decay must be in [0, 1) (got ${this.decay})`);
     this.track(params);
   }
 
@@ -110,9 +110,9 @@ export class Ema {
       }
       const name = key.slice(prefix.length);
       const shadow = this.shadows.get(name);
-      if (!shadow) throw new Error(`Ema.loadState: '${name}' is not a tracked parameter`);
+      if (!shadow) throw new DataError(`Ema.loadState: '${name}' is not a tracked parameter`);
       if (shadow.shape.join() !== t.shape.join()) {
-        throw new Error(`Ema.loadState: '${name}' has shape [${t.shape}], the parameter [${shadow.shape}]`);
+        throw new DataError(`Ema.loadState: '${name}' has shape [${t.shape}], the parameter [${shadow.shape}]`);
       }
       shadow.assign(t);
     }

@@ -4,7 +4,7 @@
  * `1 - ᾱ_t` where `ᾱ_t = Π_{s<=t} (1 - β_s)`. Values are computed in float64 on the host and
  * handed to tfjs as float32 (as the PyTorch twin does).
  */
-import { sameShape, tf } from '@ofm/tensor';
+import { ConfigError, sameShape, tf } from '@ofm/tensor';
 
 /** `linear`: DDPM betas; `scaled-linear`: latent/stable diffusion betas; `cosine`: improved DDPM. */
 export type ScheduleKind = 'linear' | 'scaled-linear' | 'cosine';
@@ -44,13 +44,13 @@ export class NoiseSchedule {
   constructor(opts: ScheduleOptions = {}) {
     const kind = opts.kind ?? 'linear';
     const T = opts.timesteps ?? 1000;
-    if (!Number.isInteger(T) || T < 2) throw new Error(`NoiseSchedule: timesteps must be an integer >= 2 (got ${T})`);
+    if (!Number.isInteger(T) || T < 2) throw new ConfigError(`NoiseSchedule: timesteps must be an integer >= 2 (got ${T})`);
     this.kind = kind;
     this.T = T;
     this.betas = makeBetas(kind, T, opts);
     for (let t = 0; t < T; t++) {
       const b = this.betas[t]!;
-      if (!(b > 0 && b < 1)) throw new Error(`NoiseSchedule(${kind}): beta[${t}] = ${b} is outside (0, 1); check betaStart/betaEnd`);
+      if (!(b > 0 && b < 1)) throw new ConfigError(`NoiseSchedule(${kind}): beta[${t}] = ${b} is outside (0, 1); check betaStart/betaEnd`);
     }
     this.alphasCumprod = new Float64Array(T);
     let prod = 1;
@@ -130,7 +130,7 @@ function makeBetas(kind: ScheduleKind, T: number, opts: ScheduleOptions): Float6
       return betas;
     }
     default:
-      throw new Error(`unknown schedule kind '${String(kind)}': use 'linear', 'scaled-linear' or 'cosine'`);
+      throw new ConfigError(`unknown schedule kind '${String(kind)}': use 'linear', 'scaled-linear' or 'cosine'`);
   }
 }
 

@@ -18,7 +18,7 @@
  * cost: tfjs clones share data). Either way {@link NonFiniteError} says which step, the loss and
  * the first parameter at fault, and the trainer stands exactly where it stood before the step.
  */
-import { type ParamStore, type Reads, Rng, readAsync, readSync, tf } from '@ofm/tensor';
+import { ConfigError, DataError, NumericError, type ParamStore, type Reads, Rng, readAsync, readSync, tf } from '@ofm/tensor';
 import { AdamW, type AdamWOptions } from './adamw';
 import { Ema, type EmaOptions } from './ema';
 import type { NoiseSchedule, Timesteps } from './schedule';
@@ -168,8 +168,8 @@ export interface NonFiniteFault {
   layer: string | null;
 }
 
-/** A training step refused for a NaN or infinite value; nothing was changed. */
-export class NonFiniteError extends Error {
+/** A training step refused for a NaN or infinite value; nothing was changed. A {@link NumericError} with code `'non-finite'`. */
+export class NonFiniteError extends NumericError {
   override readonly name = 'NonFiniteError';
   constructor(
     readonly fault: NonFiniteFault,
@@ -184,6 +184,7 @@ export class NonFiniteError extends Error {
           : `the update made a weight non-finite and was rolled back (loss ${fault.loss})`;
     super(
       `DiffusionTrainer: ${what} at step ${fault.step}; the update was skipped. Lower the learning rate (now ${lr}) or set clipGradNorm${at}`,
+      { code: 'non-finite' },
     );
   }
 }
@@ -226,14 +227,14 @@ export class DiffusionTrainer {
     this.optimizer = new AdamW(opts.optimizer);
     this.clipGradNorm = opts.clipGradNorm;
     if (this.clipGradNorm !== undefined && !(this.clipGradNorm > 0)) {
-      throw new Error(`DiffusionTrainer: clipGradNorm must be > 0 (got ${this.clipGradNorm})`);
+      throw new ConfigError(`DiffusionTrainer: clipGradNorm must be > 0 (got ${this.clipGradNorm})`);
     }
     this.transformGradients = opts.transformGradients;
     this.transformUpdate = opts.transformUpdate;
     this.seed = opts.seed ?? 0;
     this.microBatch = opts.microBatch;
     if (this.microBatch !== undefined && !(Number.isInteger(this.microBatch) && this.microBatch >= 1)) {
-      throw new Error(`DiffusionTrainer: microBatch must be a positive integer (got ${this.microBatch})`);
+      throw new ConfigError(`DiffusionTrainer: microBatch must be a positive integer (got ${this.microBatch})`);
     }
     this.unet.init(); // creates any parameter not yet created (the control branch, say); cheap
     this.setTrainable(opts.trainable ?? this.unet.paramNames(), opts.extra ?? []);
@@ -468,7 +469,7 @@ export class DiffusionTrainer {
   /** Restore a {@link DiffusionTrainer.state} (the parameters themselves are restored elsewhere). */
   loadState(tensors: Readonly<Record<string, tf.Tensor>>): void {
     const step = tensors['trainer.step'];
-    if (!step) throw new Error("DiffusionTrainer.loadState: no 'trainer.step' tensor; is this a trainer state?");
+    if (!step) throw new DataError("DiffusionTrainer.loadState: no 'trainer.step' tensor; is this a trainer state?");
     this.optimizer.loadState(tensors);
     this.ema?.loadState(tensors);
     this.steps = step.dataSync()[0]!;

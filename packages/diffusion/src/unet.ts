@@ -13,6 +13,7 @@
  * The control branch is `<prefix>.control.proj` (a 1x1 conv, zero-initialised).
  */
 import {
+  ConfigError,
   type Ctx,
   type ParamStore,
   type TapFn,
@@ -79,7 +80,7 @@ export class UNet implements NoisePredictor {
    */
   constructor(params: ParamStore, config: UNetConfig, opts: { prefix?: string } = {}) {
     const problems = architectureProblems(config);
-    if (problems.length > 0) throw new Error(`UNet config: ${problems.join('; ')}`);
+    if (problems.length > 0) throw new ConfigError(`UNet config: ${problems.join('; ')}`);
     this.config = Object.freeze({ ...config, channel_mult: [...config.channel_mult] });
     this.params = params;
     this.prefix = opts.prefix ?? 'unet';
@@ -256,7 +257,7 @@ export class UNet implements NoisePredictor {
     }
     const m = 2 ** (this.config.channel_mult.length - 1);
     if (h % m !== 0 || w % m !== 0) {
-      throw new Error(`${where}: image size ${h}x${w} must be divisible by ${m} (${this.config.channel_mult.length} levels)`);
+      throw new ConfigError(`${where}: image size ${h}x${w} must be divisible by ${m} (${this.config.channel_mult.length} levels)`);
     }
     const tn = typeof t === 'number' ? n : t instanceof tf.Tensor ? t.shape[0] : t.length;
     if (tn !== n) throw new Error(`${where}: ${tn} timesteps for a batch of ${n}`);
@@ -271,7 +272,7 @@ export class UNet implements NoisePredictor {
     const fh = h / control.shape[1];
     const fw = w / control.shape[2];
     if (!Number.isInteger(fh) || fh !== fw) {
-      throw new Error(
+      throw new ConfigError(
         `${where}: control map ${control.shape[1]}x${control.shape[2]} must divide the image ${h}x${w} by one integer factor (e.g. 16x16 for 64x64)`,
       );
     }

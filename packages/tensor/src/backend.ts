@@ -16,6 +16,7 @@
  * when they are absent.
  */
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { ConfigError } from '@ofm/errors';
 import { registerWasmKernels } from './kernels';
 import { registerOfmKernels } from './kernels/ofm_kernels';
 import { tf } from './tf';
@@ -220,7 +221,7 @@ function resolveRequest(option: string | undefined): { request: BackendRequest; 
   const valid: readonly string[] = ['auto', ...backendProviders().map((p) => p.name)];
   if (!valid.includes(raw)) {
     const where = source === 'env' ? `the ${BACKEND_ENV_VAR} environment variable` : 'the backend option';
-    throw new Error(
+    throw new ConfigError(
       `Unknown tfjs backend '${raw}' (from ${where}). Valid names: ${valid.join(', ')}.` +
         (source === 'env' ? ` Set ${BACKEND_ENV_VAR} to one of them or unset it.` : ''),
     );
@@ -267,7 +268,7 @@ async function select(
   }
   if (chosen == null) {
     if (strict) {
-      throw new Error(
+      throw new ConfigError(
         `The requested tfjs backend '${request}' could not start (strict mode, no fallback):\n` +
           formatCandidates(candidates.filter((c) => c.status !== 'not-tried')),
       );
@@ -433,7 +434,7 @@ function guardSyncReads(): void {
   backend.readSync = (dataId: object) => {
     const data = backend.tensorMap?.get(dataId);
     if (data?.values != null || data?.dtype === 'string') return original(dataId);
-    throw new Error(
+    throw new ConfigError(
       'The webgpu backend cannot read GPU data synchronously in Node.js (dataSync/arraySync); ' +
         'read with `await tensor.data()`, or use another backend (--backend wasm) for code that reads synchronously',
     );

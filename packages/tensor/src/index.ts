@@ -8,3 +8,5 @@ export * from './linalg';
 export * from './checkpoint';
 export * from './webgpu';
 export * from './reads';
+// The error kinds of every package (from @ofm/errors), so that users of the tensor packages need one import.
+export * from '@ofm/errors';

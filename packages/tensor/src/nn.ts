@@ -9,6 +9,7 @@
  * laid out to match the weight reshaped to `[kh*kw*in, out]` — so `tap.input · W + b` equals the
  * layer's output. Gradient projection (GPM) and iSVD need nothing model-specific beyond this.
  */
+import { ConfigError } from '@ofm/errors';
 import { groupNormOps, upsampleOps } from './kernels/composite';
 import { GROUP_NORM_KERNEL } from './kernels/group_norm';
 import { registerOfmKernels } from './kernels/ofm_kernels';
@@ -254,7 +255,7 @@ export function setFusedGroupNorm(enabled: boolean): boolean {
 export function groupNorm(ctx: Ctx, name: string, x: tf.Tensor, opts: GroupNormOptions): tf.Tensor {
   const c = x.shape[x.shape.length - 1]!;
   const g = opts.groups;
-  if (c % g !== 0) throw new Error(`groupNorm '${join(ctx.prefix, name)}': ${c} channels do not split into ${g} groups`);
+  if (c % g !== 0) throw new ConfigError(`groupNorm '${join(ctx.prefix, name)}': ${c} channels do not split into ${g} groups`);
   const layer = join(ctx.prefix, name);
   const scale = ctx.params.param(`${layer}.weight`, [c], { kind: 'ones' }, { layer, role: 'scale', layerKind: 'norm' });
   const offset = ctx.params.param(`${layer}.bias`, [c], { kind: 'zeros' }, { layer, role: 'offset', layerKind: 'norm' });
@@ -316,7 +317,7 @@ export interface AttentionOptions {
 export function multiHeadAttention(ctx: Ctx, name: string, x: tf.Tensor3D, opts: AttentionOptions): tf.Tensor3D {
   const [n, t, c] = x.shape;
   const h = opts.heads;
-  if (c % h !== 0) throw new Error(`attention '${join(ctx.prefix, name)}': ${c} channels do not split into ${h} heads`);
+  if (c % h !== 0) throw new ConfigError(`attention '${join(ctx.prefix, name)}': ${c} channels do not split into ${h} heads`);
   const d = c / h;
   const s = scope(ctx, name);
   const qkv = dense(s, 'qkv', x, { units: 3 * c });
@@ -375,7 +376,7 @@ export function timestepEmbedding(t: tf.Tensor1D | number[], dim: number, maxPer
  * the first half of the channels encodes the row, the second half the column.
  */
 export function positionalEmbedding2d(h: number, w: number, dim: number, maxPeriod = 10000): tf.Tensor2D {
-  if (dim % 4 !== 0) throw new Error(`positionalEmbedding2d: dim ${dim} must be divisible by 4`);
+  if (dim % 4 !== 0) throw new ConfigError(`positionalEmbedding2d: dim ${dim} must be divisible by 4`);
   const quarter = dim / 4;
   const out = new Float32Array(h * w * dim);
   for (let y = 0; y < h; y++) {

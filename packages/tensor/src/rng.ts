@@ -3,6 +3,7 @@
  * seed on the same backend gives the same numbers. The generator is xoshiro128** (fast, 128-bit
  * state, good statistical quality); seeds are expanded with splitmix32.
  */
+import { ConfigError, DataError } from '@ofm/errors';
 import { tf } from './tf';
 
 function splitmix32(seed: number): () => number {
@@ -61,7 +62,7 @@ export class Rng {
   readonly seed: number;
 
   constructor(seed = 0) {
-    if (!Number.isFinite(seed)) throw new Error(`Rng: seed must be a finite number, got ${seed}`);
+    if (!Number.isFinite(seed)) throw new ConfigError(`Rng: seed must be a finite number, got ${seed}`);
     this.seed = seed >>> 0;
     const sm = splitmix32(this.seed);
     this.s0 = sm();
@@ -81,9 +82,9 @@ export class Rng {
     const w = state?.words;
     const u32 = (x: unknown) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
     if (!Array.isArray(w) || w.length !== 4 || !w.every(u32) || w.every((x) => x === 0) || !u32(state.seed)) {
-      throw new Error(`Rng.fromState: not an Rng state: ${JSON.stringify(state)}`);
+      throw new DataError(`Rng.fromState: not an Rng state: ${JSON.stringify(state)}`);
     }
-    if (state.spare !== null && !Number.isFinite(state.spare)) throw new Error(`Rng.fromState: bad spare value ${state.spare}`);
+    if (state.spare !== null && !Number.isFinite(state.spare)) throw new DataError(`Rng.fromState: bad spare value ${state.spare}`);
     const rng = new Rng(state.seed);
     [rng.s0, rng.s1, rng.s2, rng.s3] = w;
     rng.spare = state.spare;

@@ -108,7 +108,8 @@ Examples:
               sources.push({ width: decoded.sourceWidth, height: decoded.sourceHeight });
               if (tmp) files.push(bytes);
             } catch (err) {
-              if (err instanceof DatasetError) throw new CliError(err.message);
+              // An undecodable image is a DatasetError (exit 2); a file that cannot be read, a system error.
+              if (err instanceof DatasetError) throw err;
               if ((err as NodeJS.ErrnoException).code) throw new CliError(`cannot read ${image.path}: ${(err as Error).message}`);
               throw err;
             }

@@ -3,6 +3,7 @@
  * classes (see `measureDrift` in @ofm/detector). Loads both checkpoints and a few normal training
  * images of each earlier class from the dataset.
  */
+import { errorKind } from '@ofm/errors';
 import { type DataOptions, openDataset } from '../data';
 import { CliError } from '../errors';
 import { refuseWebgpuFallback } from './run-shared';
@@ -16,16 +17,12 @@ export interface DriftCliOptions extends DataOptions {
 export async function inspectDrift(later: string, earlier: string, o: DriftCliOptions): Promise<void> {
   const { initBackend } = await import('@ofm/tensor');
   const det = await import('@ofm/detector');
-  try {
-    refuseWebgpuFallback(await initBackend({ backend: o.backend as never }));
-  } catch (err) {
-    throw err instanceof CliError ? err : new CliError((err as Error).message);
-  }
+  refuseWebgpuFallback(await initBackend({ backend: o.backend as never }));
   const load = async (path: string, role: string) => {
     try {
       return (await det.loadDetector(path)).detector;
     } catch (err) {
-      if ((err as Error).name === 'CheckpointError') throw new CliError(`--drift: the ${role} checkpoint: ${(err as Error).message}`);
+      if (errorKind(err) === 'checkpoint') throw new CliError(`--drift: the ${role} checkpoint: ${(err as Error).message}`);
       throw err;
     }
   };
@@ -43,12 +40,8 @@ export async function inspectDrift(later: string, earlier: string, o: DriftCliOp
       }
       images.set(cls, list);
     }
-    let report: ReturnType<typeof det.measureDrift>;
-    try {
-      report = det.measureDrift(before, after, images);
-    } catch (err) {
-      throw new CliError((err as Error).message);
-    }
+    // Checkpoints of different models, or given in the wrong order: a DataError or ConfigError (exit 2).
+    const report = det.measureDrift(before, after, images);
     if (o.json) {
       process.stdout.write(`${JSON.stringify({ earlier, later, ...report }, null, 2)}\n`);
       return;

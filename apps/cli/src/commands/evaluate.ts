@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import { CliError, EXIT } from '../errors';
+import { AbortError } from '@ofm/errors';
+import { CliError } from '../errors';
 import { refuseExport, requireFolder } from '../checks';
 import { type DataOptions, FORMATS, openDataset } from '../data';
-import { type CommonCliOptions, Progress, withInterrupts, isAbort } from '../util';
+import { type CommonCliOptions, Progress, withInterrupts } from '../util';
 import { loadForInference } from './run-shared';
 import { BACKEND_OPTION_HELP } from './info';
 
@@ -46,13 +47,10 @@ export function registerEval(program: Command): void {
         const perClass: Record<string, Record<string, number | null>> = {};
         await withInterrupts(async (signal) => {
           for (const cls of classes) {
-            if (signal.aborted) throw Object.assign(new Error('interrupted'), { name: 'AbortError' });
+            if (signal.aborted) throw new AbortError();
             const r = await det.evaluateClass(detector, dataset, cls, (done, total) => progress.update(cls, `evaluating ${cls}`, done, total), signal);
             perClass[cls] = r.metrics;
           }
-        }).catch((err) => {
-          if (isAbort(err)) throw new CliError('interrupted', EXIT.interrupted);
-          throw err;
         });
         const average: Record<string, number | null> = {};
         for (const m of METRICS) {

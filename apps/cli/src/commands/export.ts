@@ -1,6 +1,5 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { CliError } from '../errors';
 
 interface ExportCliOptions {
   out: string;
@@ -52,13 +51,8 @@ learning more tasks needs the checkpoint itself.`,
       const { initBackend } = await import('@ofm/tensor');
       const { exportDetector } = await import('@ofm/detector');
       await initBackend();
-      let summary: Awaited<ReturnType<typeof exportDetector>>;
-      try {
-        summary = await exportDetector(ckpt, o.out);
-      } catch (err) {
-        if ((err as Error).name === 'CheckpointError') throw new CliError((err as Error).message);
-        throw err;
-      }
+      // A missing, damaged or foreign checkpoint is a CheckpointError (exit 2).
+      const summary = await exportDetector(ckpt, o.out);
       const { meta } = summary;
       const info: ExportJson = {
         checkpoint: resolve(ckpt),

@@ -80,15 +80,10 @@ export async function collectInfo(backend: string | undefined, ofmVersion: strin
   }
   // tfjs is loaded only when a command needs it, so `ofm --help` and friends start fast.
   const { initBackend } = await import('@ofm/tensor');
-  let report: BackendReport;
-  try {
-    // As `ofm train`, `eval` and `detect` choose (they read asynchronously, so WebGPU in Node.js
-    // can serve them).
-    report = await initBackend({ backend: backend as BackendRequest | undefined, syncReads: false });
-  } catch (err) {
-    // The only request-time failure left is a bad OFM_BACKEND value: bad input, not a crash.
-    throw new CliError(err instanceof Error ? err.message : String(err));
-  }
+  // As `ofm train`, `eval` and `detect` choose (they read asynchronously, so WebGPU in Node.js
+  // can serve them). The only request-time failure left is a bad OFM_BACKEND value: a ConfigError
+  // (exit 2).
+  const report: BackendReport = await initBackend({ backend: backend as BackendRequest | undefined, syncReads: false });
   const memory = process.memoryUsage();
   const cpus = os.cpus();
   return {

@@ -46,29 +46,23 @@ another version.`,
       }
       const { readDetectorMeta, readSnapshotMeta, snapshotDir } = await import('@ofm/detector');
       const { readManifest, verifyCheckpoint } = await import('@ofm/tensor');
-      let meta: Awaited<ReturnType<typeof readDetectorMeta>>;
-      let manifest: Awaited<ReturnType<typeof readManifest>>;
-      let snapshot: Awaited<ReturnType<typeof readSnapshotMeta>>;
-      try {
-        snapshot = await readSnapshotMeta(ckpt);
-        if (snapshot && o.verify) await verifyCheckpoint(snapshotDir(ckpt));
-        else if (snapshot) checkListedSizes(snapshotDir(ckpt), await readManifest(snapshotDir(ckpt)));
-        if (snapshot && snapshot.base.length === 0 && (await readManifest(ckpt).catch(() => null)) === null) {
-          // Interrupted during its first task: nothing but the snapshot yet.
-          const unfinished = { task: 1, classes: snapshot.classes, step: snapshot.step, steps: snapshot.steps, saved_at: snapshot.savedAt };
-          process.stdout.write(
-            o.json
-              ? `${JSON.stringify({ checkpoint: ckpt, tasks: [], unfinished, verified: o.verify === true }, null, 2)}\n`
-              : `${ckpt}: no task completed yet; task 1 (${unfinished.classes.join(',')}) trained to step ${unfinished.step}/${unfinished.steps} (snapshot of ${unfinished.saved_at}); ofm train --resume continues it\n`,
-          );
-          return;
-        }
-        manifest = o.verify ? await verifyCheckpoint(ckpt) : await readManifest(ckpt);
-        if (!o.verify) checkListedSizes(ckpt, manifest);
-        meta = await readDetectorMeta(ckpt);
-      } catch (err) {
-        throw new CliError((err as Error).message);
+      // A missing, damaged or foreign checkpoint is a CheckpointError (exit 2).
+      const snapshot = await readSnapshotMeta(ckpt);
+      if (snapshot && o.verify) await verifyCheckpoint(snapshotDir(ckpt));
+      else if (snapshot) checkListedSizes(snapshotDir(ckpt), await readManifest(snapshotDir(ckpt)));
+      if (snapshot && snapshot.base.length === 0 && (await readManifest(ckpt).catch(() => null)) === null) {
+        // Interrupted during its first task: nothing but the snapshot yet.
+        const unfinished = { task: 1, classes: snapshot.classes, step: snapshot.step, steps: snapshot.steps, saved_at: snapshot.savedAt };
+        process.stdout.write(
+          o.json
+            ? `${JSON.stringify({ checkpoint: ckpt, tasks: [], unfinished, verified: o.verify === true }, null, 2)}\n`
+            : `${ckpt}: no task completed yet; task 1 (${unfinished.classes.join(',')}) trained to step ${unfinished.step}/${unfinished.steps} (snapshot of ${unfinished.saved_at}); ofm train --resume continues it\n`,
+        );
+        return;
       }
+      const manifest = o.verify ? await verifyCheckpoint(ckpt) : await readManifest(ckpt);
+      if (!o.verify) checkListedSizes(ckpt, manifest);
+      const meta = await readDetectorMeta(ckpt);
       const weights = manifest.weightsManifest.flatMap((g) => g.weights);
       const size = (w: { shape: number[] }) => w.shape.reduce((a, b) => a * b, 1);
       // The model's parameters (the latest task's weights); earlier tasks' copies (per-task weights) apart.

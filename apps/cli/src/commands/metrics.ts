@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { DatasetError, readMaskFile } from '@ofm/datasets';
+import { readMaskFile } from '@ofm/datasets';
 import {
   type DetectionMetrics,
   type Map2D,
@@ -165,8 +165,9 @@ export async function computeMetrics(file: string, fprLimit: number): Promise<De
       fprLimit,
     });
   } catch (err) {
+    // @ofm/metrics has no dependencies, so its MetricsInputError is not an @ofm/errors kind: it
+    // becomes a CliError here (exit 2). A DatasetError (an unreadable mask) is one (exit 2 too).
     if (err instanceof MetricsInputError) throw new CliError(`${path}: ${err.message}`);
-    if (err instanceof DatasetError) throw new CliError(err.message);
     throw err;
   }
 }

@@ -57,14 +57,10 @@ export async function initRuntime(
   opts: { asyncReads?: boolean } = {},
 ): Promise<TrainerSetup> {
   const tensor = await import('@ofm/tensor');
-  let report: Awaited<ReturnType<typeof tensor.initBackend>>;
-  try {
-    // `asyncReads`: the command's path reads tensors only asynchronously (training and
-    // evaluation by `runContinual`, `detectAsync`), so WebGPU in Node.js can run it.
-    report = await tensor.initBackend({ backend: backend as BackendRequest | undefined, syncReads: !opts.asyncReads });
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
+  // `asyncReads`: the command's path reads tensors only asynchronously (training and
+  // evaluation by `runContinual`, `detectAsync`), so WebGPU in Node.js can run it. A bad backend
+  // name is a ConfigError (exit 2, see exitCodeOf in cli.ts).
+  const report = await tensor.initBackend({ backend: backend as BackendRequest | undefined, syncReads: !opts.asyncReads });
   refuseWebgpuFallback(report);
   if (report.backend === 'cpu') {
     progress?.note('running on the pure-JS cpu backend: expect training to be about 200x slower than wasm (see ofm info)');
@@ -82,11 +78,8 @@ export async function initRuntime(
     if (overrides.projection === false) merge('continual', { weights: 'shared', projection: 'none' });
     if (overrides.sharedWeights) merge('continual', { weights: 'shared' });
     if (overrides.amn === false) merge('amn', { enabled: false });
-    try {
-      return { detector: new det.ContinualDetector(input) };
-    } catch (err) {
-      throw new CliError((err as Error).message);
-    }
+    // A bad config value is a ConfigError (exit 2).
+    return { detector: new det.ContinualDetector(input) };
   };
   return {
     backend: report.backend,
@@ -104,16 +97,12 @@ export async function initRuntime(
   };
 }
 
+/** Load a checkpoint; a missing, damaged or foreign one is a CheckpointError (exit 2). */
 async function loadOrExplain(det: typeof import('@ofm/detector'), path: string, overrides: DetectorOverrides) {
-  try {
-    return await det.loadDetector(path, {
-      training: overrides.steps !== undefined ? { steps: overrides.steps } : undefined,
-      projection: overrides.projection === false ? 'none' : undefined,
-    });
-  } catch (err) {
-    if ((err as Error).name === 'CheckpointError') throw new CliError((err as Error).message);
-    throw err;
-  }
+  return await det.loadDetector(path, {
+    training: overrides.steps !== undefined ? { steps: overrides.steps } : undefined,
+    projection: overrides.projection === false ? 'none' : undefined,
+  });
 }
 
 /**
@@ -122,19 +111,14 @@ async function loadOrExplain(det: typeof import('@ofm/detector'), path: string, 
  */
 export async function checkpointContents(dir: string): Promise<{ tasks: number | null; snapshot: SnapshotMeta | null }> {
   const det = await import('@ofm/detector');
+  let tasks: number | null = null;
   try {
-    let tasks: number | null = null;
-    try {
-      tasks = (await det.readDetectorMeta(dir)).tasks.length;
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code !== 'missing' && code !== 'missing-manifest') throw err;
-    }
-    return { tasks, snapshot: await det.readSnapshotMeta(dir) };
+    tasks = (await det.readDetectorMeta(dir)).tasks.length;
   } catch (err) {
-    if ((err as Error).name === 'CheckpointError') throw new CliError((err as Error).message);
-    throw err;
+    const code = (err as { code?: string }).code;
+    if (code !== 'missing' && code !== 'missing-manifest') throw err;
   }
+  return { tasks, snapshot: await det.readSnapshotMeta(dir) };
 }
 
 /** Load a checkpoint for detection or evaluation, with checkpoint problems as clear CLI errors. */
@@ -190,12 +174,8 @@ export function describeRunProgress(progress: Progress, p: RunProgress): void {
  */
 export async function lockCheckpoint(dir: string, command: string, progress: Progress) {
   const { acquireCheckpointLock } = await import('@ofm/tensor');
-  try {
-    return await acquireCheckpointLock(dir, { purpose: command, onNotice: (m) => progress.warn(m) });
-  } catch (err) {
-    if ((err as Error).name === 'CheckpointError') throw new CliError((err as Error).message);
-    throw err;
-  }
+  // Held by another process: a 'locked' CheckpointError naming it (exit 2).
+  return await acquireCheckpointLock(dir, { purpose: command, onNotice: (m) => progress.warn(m) });
 }
 
 function fmt(v: number | null | undefined): string {

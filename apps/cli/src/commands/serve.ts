@@ -117,7 +117,6 @@ Examples:
           throw new CliError(`--host '${options.host}' is not an address of this machine (${e.code}); use 127.0.0.1, 0.0.0.0 or one of its addresses`);
         }
         if (e.code === 'EACCES') throw new CliError(`--port ${port}: not allowed to listen there (ports below 1024 need privileges); choose another --port`);
-        if (e.name === 'CheckpointError') throw new CliError(e.message);
         throw err;
       }
       const model = server.host.model;

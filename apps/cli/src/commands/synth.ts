@@ -1,4 +1,4 @@
-import { DatasetError, SYNTH_CLASSES, type SynthProgress, type SynthSummary, synth } from '@ofm/datasets';
+import { SYNTH_CLASSES, type SynthProgress, type SynthSummary, synth } from '@ofm/datasets';
 import type { Command } from 'commander';
 import { CliError, EXIT } from '../errors';
 import { integer } from '../util';
@@ -122,9 +122,6 @@ export function registerSynth(program: Command): void {
           onProgress: progressReporter(count, options.out),
           signal: controller.signal,
         });
-      } catch (err) {
-        if (err instanceof DatasetError || err instanceof RangeError) throw new CliError(err.message);
-        throw err;
       } finally {
         process.off('SIGINT', interrupt);
         process.off('SIGTERM', interrupt);

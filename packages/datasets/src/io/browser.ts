@@ -4,6 +4,7 @@
  * `../image` turns them into the same float RGB images and 0/1 masks as the Node decoder.
  * No Node APIs here.
  */
+import { DataError } from '@ofm/errors';
 import { type BinaryMask, type RgbImage, type SizeOption, binariseMask, resolveSize, rgbFromBytes } from '../image';
 
 /** Encoded image data: a Blob (e.g. a File from an <input>), or the raw bytes. */
@@ -68,6 +69,6 @@ export async function decodeMaskInBrowser(
 /** Fetch and decode an image from a URL. */
 export async function fetchImage(url: string, options: { size?: SizeOption } = {}): Promise<RgbImage> {
   const response = await fetch(url);
-  if (!response.ok) throw new Error(`fetchImage: ${url} answered ${response.status} ${response.statusText}`);
+  if (!response.ok) throw new DataError(`fetchImage: ${url} answered ${response.status} ${response.statusText}`);
   return decodeImageInBrowser(await response.blob(), options);
 }

@@ -5,6 +5,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import sharp from 'sharp';
+import { DataError } from '@ofm/errors';
 import { DatasetError } from '../errors';
 import { type BinaryMask, type RgbImage, type SizeOption, binariseMask, resolveSize, rgbFromBytes } from '../image';
 
@@ -44,7 +45,7 @@ async function decodeRaw(
   try {
     // The header first, read without a size limit, so a too large image gets a clear error.
     const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
-    if (!meta.width || !meta.height) throw new Error('no image size in the header');
+    if (!meta.width || !meta.height) throw new DataError('no image size in the header');
     if (meta.width * meta.height > MAX_IMAGE_PIXELS) {
       throw new DatasetError(
         `the image is ${meta.width} x ${meta.height} (${Math.round((meta.width * meta.height) / 1e6)} Mpx), more than the ` +

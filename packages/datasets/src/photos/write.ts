@@ -3,6 +3,7 @@
  * temporary folder next to the target, renamed into place at the end.
  */
 import { join, resolve } from 'node:path';
+import { AbortError } from '@ofm/errors';
 import { writeDatasetAtomically } from '../io/dataset-writer';
 import type { PhotoClassSource, PhotoOrientations, PhotoRegion } from './crop';
 import { PHOTO_DEFECT_AREA, PHOTO_DEFECT_KINDS, PHOTO_MASK_TOLERANCE, type PhotoDefectKind } from './defects';
@@ -130,7 +131,7 @@ export async function writePhotoDataset(sources: readonly PhotoClassSource[], op
     const step = (className: string) => {
       done++;
       options.onProgress?.({ done, total, className });
-      if (options.signal?.aborted) throw options.signal.reason ?? new Error('writePhotoDataset: aborted');
+      if (options.signal?.aborted) throw options.signal.reason ?? new AbortError('writePhotoDataset: aborted');
     };
     const rgb = (data: Uint8Array) => ({ data, width: imageSize, height: imageSize, channels: 3 as const });
     for (const [k, source] of sources.entries()) {

@@ -7,6 +7,7 @@
  * more than {@link MASK_TOLERANCE} levels, and the smaller differences (anti-aliased fringes) are
  * undone, so that defective and clean images differ on the mask and nowhere else.
  */
+import { ConfigError } from '@ofm/errors';
 import { createRandom, hashSeed } from '../random';
 import { type ClassDrawing, SYNTH_CLASS_SPECS, type SynthClassInfo, type SynthClassSpec } from './classes';
 import { type DefectKind, drawOverlay, isOverlayKind, sampleOverlay } from './defects';
@@ -57,7 +58,7 @@ export type SynthImage = RenderedImage<DefectKind>;
 export function findClass(name: string): SynthClassSpec {
   const spec = SYNTH_CLASS_SPECS.find((c) => c.name === name);
   if (!spec) {
-    throw new RangeError(`unknown synthetic class "${name}"; the classes are: ${SYNTH_CLASS_SPECS.map((c) => c.name).join(', ')}`);
+    throw new ConfigError(`unknown synthetic class "${name}"; the classes are: ${SYNTH_CLASS_SPECS.map((c) => c.name).join(', ')}`);
   }
   return spec;
 }

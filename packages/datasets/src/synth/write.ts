@@ -4,6 +4,7 @@
  * failed or interrupted run never leaves a half-written dataset behind.
  */
 import { join, resolve } from 'node:path';
+import { AbortError, ConfigError } from '@ofm/errors';
 import { writeDatasetAtomically } from '../io/dataset-writer';
 import { SYNTH_CLASS_SPECS } from './classes';
 import type { DefectKind } from './defects';
@@ -64,7 +65,7 @@ const GENERATOR = '@ofm/datasets synth v1';
 
 function count(name: string, value: number | undefined, fallback: number, min: number): number {
   const v = value ?? fallback;
-  if (!Number.isInteger(v) || v < min) throw new RangeError(`synth: ${name} must be an integer >= ${min}, got ${v}`);
+  if (!Number.isInteger(v) || v < min) throw new ConfigError(`synth: ${name} must be an integer >= ${min}, got ${v}`);
   return v;
 }
 
@@ -77,6 +78,7 @@ function defectSlot(defects: readonly DefectKind[], k: number): { defect: Defect
  * Generate the synthetic defect dataset and write it in the MVTec AD layout:
  * `<out>/<class>/train/good/000.png`, `<out>/<class>/test/{good,<defect>}/000.png`,
  * `<out>/<class>/ground_truth/<defect>/000_mask.png` (0/255), plus `<out>/synth.json`.
+ * @throws {ConfigError} for an option out of range, an unknown class or a class listed twice.
  * @throws {DatasetError} when `out` exists and is not empty (without `overwrite`).
  */
 export async function synth(options: SynthOptions): Promise<SynthSummary> {
@@ -86,11 +88,11 @@ export async function synth(options: SynthOptions): Promise<SynthSummary> {
   const nTestGood = count('nTestGood', options.nTestGood, 10, 0);
   const nTestBad = count('nTestBad', options.nTestBad, 12, 0);
   const seed = options.seed ?? 0;
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`synth: seed must be an integer in [0, 2^32), got ${seed}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new ConfigError(`synth: seed must be an integer in [0, 2^32), got ${seed}`);
   const names = options.classes ?? SYNTH_CLASS_SPECS.map((c) => c.name);
-  if (names.length === 0) throw new RangeError('synth: give at least one class');
+  if (names.length === 0) throw new ConfigError('synth: give at least one class');
   const specs = names.map(findClass);
-  if (new Set(names).size !== names.length) throw new RangeError(`synth: a class is listed twice in ${names.join(', ')}`);
+  if (new Set(names).size !== names.length) throw new ConfigError(`synth: a class is listed twice in ${names.join(', ')}`);
 
   const perClass = nTrain + nTestGood + nTestBad;
   const total = perClass * specs.length;
@@ -103,7 +105,7 @@ export async function synth(options: SynthOptions): Promise<SynthSummary> {
     const step = (className: string) => {
       done++;
       options.onProgress?.({ done, total, className });
-      if (options.signal?.aborted) throw options.signal.reason ?? new Error('synth: aborted');
+      if (options.signal?.aborted) throw options.signal.reason ?? new AbortError('synth: aborted');
     };
     for (const spec of specs) {
       const dir = spec.name;

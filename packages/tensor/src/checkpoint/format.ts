@@ -21,6 +21,8 @@
  * caught like a damaged shard. Version 1 (no seal) is still read.
  */
 
+import { OfmError } from '@ofm/errors';
+
 /** The manifest format version this code writes. */
 export const CHECKPOINT_FORMAT_VERSION = 2;
 /** The oldest manifest format version this code reads (version 1 has no `manifestSha256`). */
@@ -99,17 +101,28 @@ export type CheckpointErrorCode =
   | 'locked' // another process holds the checkpoint's write lock
   | 'io'; // any other file-system or network failure
 
-/** A checkpoint could not be written or read; the message names the file and the fix. */
-export class CheckpointError extends Error {
-  override readonly name = 'CheckpointError';
+/**
+ * A checkpoint could not be written or read; the message names the file and the fix. Its kind is
+ * `'checkpoint'` (an {@link OfmError} of `@ofm/errors`) and its `code` says what went wrong.
+ */
+export class CheckpointError extends OfmError {
+  override readonly name: string = 'CheckpointError';
+  /** What went wrong. */
+  declare readonly code: CheckpointErrorCode;
+  /**
+   * @param code what went wrong
+   * @param path the directory, URL or file concerned
+   * @param message what is wrong and the fix
+   * @param options the cause
+   */
   constructor(
-    readonly code: CheckpointErrorCode,
+    code: CheckpointErrorCode,
     /** The directory, URL or file concerned. */
     readonly path: string,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super('checkpoint', message, { code, cause: options?.cause });
   }
 }
 

@@ -18,6 +18,7 @@
  * not look as expected, {@link enableWasmThreads} throws and nothing is changed.
  */
 import { setThreadsCount, setWasmPaths, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { ConfigError } from '@ofm/errors';
 import { tf } from '../tf';
 
 /** The branch of tfjs's pthread worker that loads the main script from `urlOrBlob`. */
@@ -68,7 +69,7 @@ async function nodeModules(): Promise<{
  */
 export async function enableWasmThreads(threads: number): Promise<WasmThreadsReport> {
   if (!Number.isInteger(threads) || threads < 1 || threads > 8) {
-    throw new Error(`enableWasmThreads: threads must be an integer from 1 to 8 (tfjs pre-creates 8 workers), got ${threads}`);
+    throw new ConfigError(`enableWasmThreads: threads must be an integer from 1 to 8 (tfjs pre-creates 8 workers), got ${threads}`);
   }
   if (tf.engine().registry.wasm != null) {
     throw new Error('enableWasmThreads: the wasm backend has already started; call it before initBackend() or tf.setBackend("wasm")');

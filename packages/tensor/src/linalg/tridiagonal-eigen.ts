@@ -6,6 +6,7 @@
  * Eigenvectors are kept as rows ("row r is the eigenvector of value r"), so every update is a
  * combination of contiguous rows.
  */
+import { NumericError } from '@ofm/errors';
 import { gemmNN } from './kernels';
 
 const EPS = 2.220446049250313e-16;
@@ -451,7 +452,7 @@ function qlLeaf(dIn: Float64Array, eIn: Float64Array, keepSpec: KeepSpec): Tridi
         if (Math.abs(e[m]!) <= EPS * dd) break;
       }
       if (m === l) break;
-      if (++iter > 100) throw new Error('tridiagonalEigen: QL iteration did not converge');
+      if (++iter > 100) throw new NumericError('tridiagonalEigen: QL iteration did not converge');
       let g = (d[l + 1]! - d[l]!) / (2 * e[l]!);
       let r = Math.hypot(g, 1);
       g = d[m]! - d[l]! + e[l]! / (g + (g >= 0 ? r : -r));

@@ -1,0 +1,3 @@
+import { ofmTsup } from '@ofm/tsup-preset';
+
+export default ofmTsup();

@@ -1,0 +1,3 @@
+import { ofmVitest } from '@ofm/vitest-preset';
+
+export default ofmVitest();
