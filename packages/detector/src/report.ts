@@ -227,7 +227,7 @@ export function reportMarkdown(report: ContinualReport, opts: { samples?: boolea
   for (const metric of ['image_auroc', 'pixel_auroc'] as const) {
     lines.push('', `## ${titles[metric]} (rows: after task)`, '');
     lines.push(`| after task | ${report.classes.join(' | ')} |`, `|---|${report.classes.map(() => '---').join('|')}|`);
-    report.classMatrices[metric].forEach((row, i) => lines.push(`| ${i + 1} | ${row.map(fmt).join(' | ')} |`));
+    report.classMatrices[metric].forEach((row, i) => lines.push(`| ${i + 1} | ${row.map((v) => fmt(v)).join(' | ')} |`));
   }
   lines.push('', '## Figures', '', '![image AUROC per class](figures/matrix_image_auroc.png)', '', '![pixel AUROC per class](figures/matrix_pixel_auroc.png)', '');
   lines.push('![average AUROC and forgetting](figures/curve.png)', '');

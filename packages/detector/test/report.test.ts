@@ -165,6 +165,9 @@ describe('figures read well (issue 19, item 16)', () => {
     expect(md).toMatch(/Calibrated pooled AUROC \(0\.910\) is below raw \(0\.970\)/);
     expect(md).toContain('**start timestep**');
     expect(md).toContain('**basis rank / size**');
+    // Every cell of the per-class tables has three decimals, whatever its column.
+    expect(md).toContain('| 1 | 0.900 | – |');
+    expect(md).toContain('| 2 | 0.850 | 0.950 |');
   });
 });
 
