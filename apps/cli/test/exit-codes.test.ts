@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AbortError, ConfigError, DataError, NumericError } from '@ofm/errors';
+import { ExperimentError } from '@ofm/detector/experiments';
 import { CheckpointError } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeOf } from '../src/cli';
@@ -76,6 +77,9 @@ describe('exitCodeOf: one place, by kind', () => {
     expect(exitCodeOf(new DOMException('This operation was aborted', 'AbortError'))).toBe(EXIT.interrupted);
     expect(exitCodeOf(new CliError('x'))).toBe(EXIT.usage);
     expect(exitCodeOf(new CliError('x', EXIT.interrupted))).toBe(EXIT.interrupted);
+    expect(exitCodeOf(new ExperimentError('unknown-method', 'x'))).toBe(EXIT.usage);
+    expect(exitCodeOf(new ExperimentError('bad-input', 'x'))).toBe(EXIT.usage);
+    expect(exitCodeOf(new ExperimentError('parameter-mismatch', 'x'))).toBe(EXIT.failure);
     expect(exitCodeOf(new Error('x'))).toBe(EXIT.failure);
     expect(exitCodeOf(new RangeError('x'))).toBe(EXIT.failure);
     expect(exitCodeOf('a string')).toBe(EXIT.failure);

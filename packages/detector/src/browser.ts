@@ -4,14 +4,14 @@
  * exported models from URLs, and the report's types for dashboards. (Training runs with reports,
  * saving, exporting and `TfjsModelExtractor` from disk live in the main, Node entry point.)
  */
-export * from './config';
-export * from './config-schema';
-export * from './features';
-export * from './maps';
-export * from './calibration';
-export * from './figures';
-export * from './detector';
-export * from './evaluate';
-export * from './exported';
-export { DETECTOR_FORMAT, DETECTOR_FORMAT_VERSION, type DetectorMeta, type LoadOverrides, loadDetector } from './persist';
-export * from './report-format';
+export * from './config/config';
+export * from './config/config-schema';
+export * from './model/features';
+export * from './model/maps';
+export * from './model/calibration';
+export * from './report/figures';
+export * from './model/detector';
+export * from './model/evaluate';
+export * from './io/export-read';
+export { DETECTOR_FORMAT, DETECTOR_FORMAT_VERSION, type DetectorMeta, type LoadOverrides, loadDetector } from './io/persist';
+export * from './report/report-format';

@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { loadMvtec } from '@ofm/datasets';
 import { initBackend } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContinualDetector } from '../src/detector';
-import { type RunProgress, runContinual } from '../src/run';
+import { ContinualDetector } from '../src/model/detector';
+import { type RunProgress, runContinual } from '../src/run/continual';
 import { TINY_CONFIG, tinyDataset } from './tiny';
 
 let root: string;

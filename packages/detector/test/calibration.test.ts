@@ -1,7 +1,7 @@
 import { Rng, tf } from '@ofm/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MAX_ROUTING_KEYS, describeImages, fitClassCalibration, routeImages, routeToClass } from '../src/calibration';
-import { chooseStartTimestep } from '../src/detector';
+import { MAX_ROUTING_KEYS, describeImages, fitClassCalibration, routeImages, routeToClass } from '../src/model/calibration';
+import { chooseStartTimestep } from '../src/model/detector';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

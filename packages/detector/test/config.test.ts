@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { gridSize, resolveAmnConfig } from '@ofm/amn';
-import { DEFAULT_DETECTOR_CONFIG, DETECTOR_PRESETS, type DetectorConfigInput, presetConfig, resolveDetectorConfig } from '../src/config';
-import { parseDetectorConfig } from '../src/config-schema';
+import { DEFAULT_DETECTOR_CONFIG, DETECTOR_PRESETS, type DetectorConfigInput, presetConfig, resolveDetectorConfig } from '../src/config/config';
+import { parseDetectorConfig } from '../src/config/config-schema';
 import { TINY_CONFIG } from './tiny';
 
 /** The message `resolveDetectorConfig` throws for `input`, read from `file`. */

@@ -17,8 +17,8 @@
 import { AdamW, reconstruct } from '@ofm/diffusion';
 import { type BackendReport, MESA_INSTALL, Rng, WEBGPU_NODE_PACKAGES, context, initBackend, tf } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContinualDetector } from '../src/detector';
-import { anomalyMap } from '../src/maps';
+import { ContinualDetector } from '../src/model/detector';
+import { anomalyMap } from '../src/model/maps';
 import { TINY_CONFIG } from './tiny';
 
 const LOSS_TOL = 1e-4;

@@ -4,9 +4,9 @@ import { type Sample, loadMvtec } from '@ofm/datasets';
 import { auroc } from '@ofm/metrics';
 import { initBackend, tf } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContinualDetector } from '../src/detector';
-import { loadDetector, readDetectorMeta, saveDetector } from '../src/persist';
-import { runContinual } from '../src/run';
+import { ContinualDetector } from '../src/model/detector';
+import { loadDetector, readDetectorMeta, saveDetector } from '../src/io/persist';
+import { runContinual } from '../src/run/continual';
 import { TINY_CONFIG, tinyDataset } from './tiny';
 
 let root: string;

@@ -11,7 +11,7 @@ import { NonFiniteError, parseUNetConfig } from '@ofm/diffusion';
 import { AbortError, CheckpointError, ConfigError, DataError, NumericError, OfmError, errorKind, isAbortError } from '@ofm/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TrainingFaultError, loadDetector, presetConfig } from '../src/index';
-import { abortError } from '../src/abort';
+import { abortError } from '../src/model/abort';
 
 const dir = mkdtempSync(join(tmpdir(), 'ofm-errors-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -9,10 +9,10 @@ import { dirname, join } from 'node:path';
 import { loadMvtec } from '@ofm/datasets';
 import { CheckpointError, initBackend, loadCheckpointArrays, readManifest, saveCheckpoint } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContinualDetector } from '../src/detector';
-import { EXPORT_SHARD_BYTES, exportDetector } from '../src/export';
-import { EXPORT_FORMAT, type ExportMeta, loadExportedDetector } from '../src/exported';
-import { loadDetector, saveDetector } from '../src/persist';
+import { ContinualDetector } from '../src/model/detector';
+import { EXPORT_SHARD_BYTES, exportDetector } from '../src/io/export-write';
+import { EXPORT_FORMAT, type ExportMeta, loadExportedDetector } from '../src/io/export-read';
+import { loadDetector, saveDetector } from '../src/io/persist';
 import { TINY_CONFIG, tinyDataset } from './tiny';
 
 let root: string;

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng, tf } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FilterBankExtractor, PixelExtractor, gaussianBlur } from '../src/features';
-import { anomalyMap, imageScores } from '../src/maps';
-import { TfjsModelExtractor } from '../src/model-extractor';
+import { FilterBankExtractor, PixelExtractor, gaussianBlur } from '../src/model/features';
+import { anomalyMap, imageScores } from '../src/model/maps';
+import { TfjsModelExtractor } from '../src/model/model-extractor';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

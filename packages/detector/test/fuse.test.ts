@@ -8,10 +8,10 @@ import { dirname } from 'node:path';
 import { loadMvtec } from '@ofm/datasets';
 import { initBackend, tf } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveDetectorConfig } from '../src/config';
-import { ContinualDetector } from '../src/detector';
-import { anomalyMap } from '../src/maps';
-import { withStoredWeightsMode } from '../src/persist';
+import { resolveDetectorConfig } from '../src/config/config';
+import { ContinualDetector } from '../src/model/detector';
+import { anomalyMap } from '../src/model/maps';
+import { withStoredWeightsMode } from '../src/io/persist';
 import { TINY_CONFIG, tinyDataset } from './tiny';
 
 let root: string;

@@ -8,7 +8,7 @@ import { renderSynthImage } from '@ofm/datasets';
 import { auroc } from '@ofm/metrics';
 import { Rng, initBackend, tf } from '@ofm/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PatchKnnDetector, greedyKCenter } from '../src/knn';
+import { PatchKnnDetector, greedyKCenter } from '../src/model/knn';
 
 const SIZE = 32;
 

@@ -11,11 +11,11 @@ import { type AnomalyDataset, loadMvtec } from '@ofm/datasets';
 import type { DiffusionTrainer, DiffusionTrainerOptions } from '@ofm/diffusion';
 import { CheckpointError, initBackend, loadCheckpointArrays, tf } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DetectorConfigInput } from '../src/config';
-import { ContinualDetector, type TrainingFault, TrainingFaultError } from '../src/detector';
-import { loadDetector, readDetectorMeta, saveDetector } from '../src/persist';
-import { type RunProgress, type RunResults, runContinual } from '../src/run';
-import { loadTrainSnapshot } from '../src/snapshot';
+import type { DetectorConfigInput } from '../src/config/config';
+import { ContinualDetector, type TrainingFault, TrainingFaultError } from '../src/model/detector';
+import { loadDetector, readDetectorMeta, saveDetector } from '../src/io/persist';
+import { type RunProgress, type RunResults, runContinual } from '../src/run/continual';
+import { loadTrainSnapshot } from '../src/io/snapshot';
 import { TINY_CONFIG, tinyDataset } from './tiny';
 
 let root: string;

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { initBackend } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { heatColor, lineChartSvg, matrixHeatmapSvg, metricColor, overlayHeatmap, reportCurveSvg, resizeMap } from '../src/figures';
-import { ContinualDetector } from '../src/detector';
-import { type ContinualReport, detectionOverlayPng, OVERLAY_LEGEND_HEIGHT, REPORT_FORMAT_VERSION, reportMarkdown, sampleGridPng, writeReport } from '../src/report';
-import { buildReport } from '../src/run';
+import { heatColor, lineChartSvg, matrixHeatmapSvg, metricColor, overlayHeatmap, reportCurveSvg, resizeMap } from '../src/report/figures';
+import { ContinualDetector } from '../src/model/detector';
+import { type ContinualReport, detectionOverlayPng, OVERLAY_LEGEND_HEIGHT, REPORT_FORMAT_VERSION, reportMarkdown, sampleGridPng, writeReport } from '../src/report/report';
+import { buildReport } from '../src/run/continual';
 import { TINY_CONFIG } from './tiny';
 
 const dir = mkdtempSync(join(tmpdir(), 'ofm-report-'));

@@ -10,11 +10,11 @@ import { dirname, join } from 'node:path';
 import { loadMvtec } from '@ofm/datasets';
 import { initBackend } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContinualDetector } from '../src/detector';
-import { measureDrift } from '../src/drift';
-import { exportDetector } from '../src/export';
-import { loadExportedDetector } from '../src/exported';
-import { loadDetector, saveDetector } from '../src/persist';
+import { ContinualDetector } from '../src/model/detector';
+import { measureDrift } from '../src/model/drift';
+import { exportDetector } from '../src/io/export-write';
+import { loadExportedDetector } from '../src/io/export-read';
+import { loadDetector, saveDetector } from '../src/io/persist';
 import { TINY_CONFIG, tinyDataset } from './tiny';
 
 let root: string;

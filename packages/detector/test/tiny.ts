@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { synth } from '@ofm/datasets';
-import { type DetectorConfigInput, TINY_DETECTOR_CONFIG } from '../src/config';
+import { type DetectorConfigInput, TINY_DETECTOR_CONFIG } from '../src/config/config';
 
 export const TINY_CONFIG: DetectorConfigInput = {
   ...TINY_DETECTOR_CONFIG,

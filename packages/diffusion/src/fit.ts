@@ -18,7 +18,7 @@
  * WebGPU in Node.js too); `reads: 'sync'` uses {@link DiffusionTrainer.step}. The numbers are the
  * same either way.
  */
-import type { tf } from '@ofm/tensor';
+import { AbortError, NumericError, type tf } from '@ofm/tensor';
 import {
   type DiffusionTrainer,
   type GradientHook,
@@ -66,13 +66,14 @@ export interface FitFault extends Omit<NonFiniteFault, 'step'> {
 }
 
 /** {@link fit} stopped: `fault.limit` steps in a row were refused. Nothing non-finite was kept. */
-export class FitFaultError extends Error {
-  override readonly name = 'FitFaultError';
+export class FitFaultError extends NumericError {
+  override readonly name: string = 'FitFaultError';
   constructor(readonly fault: FitFault) {
     const at = fault.layer ? `, first non-finite ${fault.kind === 'update' ? 'weight' : 'gradient'} in ${fault.layer}` : '';
     super(
       `fit: step ${fault.step}: ${fault.consecutive} steps in a row had non-finite values (last: ${fault.kind}, loss ${fault.loss}${at}); ` +
         'training stopped with the last good weights. Lower the learning rate or the gradient clipping norm, or check the data',
+      { code: 'training-fault' },
     );
   }
 }
@@ -162,7 +163,7 @@ export async function fit(trainer: DiffusionTrainer, batches: FitBatches, opts: 
       await yieldToEventLoop();
       if (opts.signal?.aborted) {
         if (policy && done > last.step) await snapshot();
-        throw abortError();
+        throw new AbortError();
       }
       const next = await source.next();
       if (next.done) break;
@@ -194,13 +195,6 @@ export async function fit(trainer: DiffusionTrainer, batches: FitBatches, opts: 
     await source.return?.();
   }
   return { done, faults, seconds: (Date.now() - started) / 1000 };
-}
-
-/** The error an aborted {@link fit} stops with: named `AbortError`, as every long operation of one-for-more. */
-function abortError(): Error {
-  const err = new Error('interrupted');
-  err.name = 'AbortError';
-  return err;
 }
 
 function yieldToEventLoop(): Promise<void> {

@@ -3,7 +3,7 @@
  * fault retry and its limit, snapshots by step count, abort after a last snapshot, hooks installed
  * for the fit only, batches released.
  */
-import { ParamStore, Rng, tf } from '@ofm/tensor';
+import { NumericError, ParamStore, Rng, tf } from '@ofm/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DiffusionTrainer, type FitBatch, FitFaultError, type FitProgress, NoiseSchedule, UNet, fit } from '../src/index';
 import { TINY, useBackend } from './helpers';
@@ -95,6 +95,8 @@ describe('fit', () => {
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FitFaultError);
     expect((err as FitFaultError).fault).toMatchObject({ step: 5, consecutive: 2, limit: 2 });
+    expect(err).toBeInstanceOf(NumericError);
+    expect(err).toMatchObject({ kind: 'numeric', code: 'training-fault' });
     expect(trainer.stepCount).toBe(4);
     expect(weights(store).every((w) => w.every(Number.isFinite))).toBe(true);
     trainer.dispose();
@@ -118,7 +120,7 @@ describe('fit', () => {
         if (p.done === 8) controller.abort();
       },
     });
-    await expect(run).rejects.toMatchObject({ name: 'AbortError', message: 'interrupted' });
+    await expect(run).rejects.toMatchObject({ name: 'AbortError', kind: 'aborted', message: 'interrupted' });
     expect(saved).toEqual([7, 8]); // on from step 5: every 2 steps, then at the abort
     expect(trainer.stepCount).toBe(8);
     trainer.dispose();

@@ -26,7 +26,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Loads no tensors (tfjs loads when the benchmark starts), so `ofm --help` stays fast.
 import {
-  ExperimentError,
   LoadMonitor,
   PERF_WORKLOADS,
   type PeerConvShape,
@@ -40,7 +39,7 @@ import {
   runPerfBenchmark,
 } from '@ofm/detector/experiments';
 import type { Command } from 'commander';
-import { CliError, EXIT } from '../errors';
+import { CliError } from '../errors';
 import { integer } from '../util';
 import { registerBenchContinual } from './bench-continual';
 import { BACKEND_OPTION_HELP } from './info';
@@ -250,12 +249,6 @@ function twinRunner(peer: PeerInfo, threads: number, specPath: string): PerfPeer
   };
 }
 
-/** An experiment's refusal as a CLI error: exit code 1 for models that differ, 2 for bad input. */
-function explain(err: unknown): unknown {
-  if (!(err instanceof ExperimentError)) return err;
-  return new CliError(err.message, err.code === 'parameter-mismatch' ? EXIT.failure : EXIT.usage);
-}
-
 /**
  * Run the benchmark described by the CLI options (`runPerfBenchmark` of @ofm/detector/experiments,
  * with the PyTorch twin as its peer); writes the JSON to `--out` and returns it.
@@ -277,12 +270,7 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
   } catch (err) {
     throw new CliError(`--spec ${specPath}: not valid JSON (${err instanceof Error ? err.message : String(err)})`);
   }
-  let batch: number;
-  try {
-    ({ batch } = perfSpecSettings(rawSpec, specPath));
-  } catch (err) {
-    throw explain(err);
-  }
+  const { batch } = perfSpecSettings(rawSpec, specPath);
   const microBatch = options.microBatch != null ? integer('--micro-batch', options.microBatch, 1) : batch;
   const convBatch = options.convBatch != null ? integer('--conv-batch', options.convBatch, 1) : batch;
   const notes: string[] = [];
@@ -328,9 +316,7 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
     : await probePeer(options.python, script);
   if (peer.status === 'skipped') note(`PyTorch peer skipped: ${peer.reason}`);
 
-  let result: PerfJson;
-  try {
-    result = await runPerfBenchmark({
+  const result = await runPerfBenchmark({
       spec: rawSpec,
       specPath,
       only,
@@ -349,11 +335,8 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
       load,
       notes,
       argv,
-      onNote: note,
-    });
-  } catch (err) {
-    throw explain(err);
-  }
+    onNote: note,
+  });
   const out = resolve(options.out);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);

@@ -21,10 +21,10 @@ import os from 'node:os';
 import { join } from 'node:path';
 import type { AnomalyDataset } from '@ofm/datasets';
 import { finalAverage, forgetting } from '@ofm/metrics';
-import type { DetectorConfig, DetectorConfigInput } from '../config';
-import type { ContinualDetector } from '../detector';
-import type { ContinualReport } from '../report-format';
-import type { RunProgress } from '../run';
+import type { DetectorConfig, DetectorConfigInput } from '../config/config';
+import type { ContinualDetector } from '../model/detector';
+import type { ContinualReport } from '../report/report-format';
+import type { RunProgress } from '../run/continual';
 import { ExperimentError } from './errors';
 
 /** One layer's consolidation record for one task (from the detector's GPM memory report). */
@@ -275,7 +275,7 @@ export interface BenchPlanOptions {
  * {@link ExperimentError} (`'unknown-method'`) for a method name not in {@link BENCH_METHODS}.
  */
 export async function planContinualBenchmark(opts: BenchPlanOptions): Promise<BenchPlan> {
-  const { resolveDetectorConfig } = await import('../config');
+  const { resolveDetectorConfig } = await import('../config/config');
   const base = opts.base ?? {};
   const methods = opts.methods ?? BENCH_METHOD_NAMES;
   const unknown = methods.filter((m) => !(BENCH_METHOD_NAMES as string[]).includes(m));
@@ -340,7 +340,7 @@ interface MethodRunner {
 
 /** The model's methods: the continual pipeline of `ofm train`, summarised from its report and GPM memory. */
 async function modelRunner(run: PlannedRun): Promise<MethodRunner> {
-  const [{ ContinualDetector }, { runContinual }] = await Promise.all([import('../detector'), import('../run')]);
+  const [{ ContinualDetector }, { runContinual }] = await Promise.all([import('../model/detector'), import('../run/continual')]);
   const detector = new ContinualDetector({ ...run.config });
   return {
     run: async (o) => summariseRun((await runContinual({ ...o, tasks: run.tasks, detector })).report, detector.gpm.memoryReport()),
@@ -350,7 +350,7 @@ async function modelRunner(run: PlannedRun): Promise<MethodRunner> {
 
 /** The reference `knn`: a patch memory bank per class (`PatchKnnDetector` through `runReference`), on the same data and metrics. */
 async function knnRunner(run: PlannedRun): Promise<MethodRunner> {
-  const [{ PatchKnnDetector }, { runReference }] = await Promise.all([import('../knn'), import('../run-reference')]);
+  const [{ PatchKnnDetector }, { runReference }] = await Promise.all([import('../model/knn'), import('../run/reference')]);
   const knn = new PatchKnnDetector({ imageSize: run.config.imageSize, seed: run.config.seed });
   return {
     run: async (o) => {

@@ -1,6 +1,6 @@
 /** Shared by checkpoint and export loading (not part of the public API). */
 import { CheckpointError, type tf } from '@ofm/tensor';
-import type { ContinualDetector } from './detector';
+import type { ContinualDetector } from '../model/detector';
 
 /**
  * Assign a loaded file's tensors to every parameter of a freshly built detector. A parameter the

@@ -42,11 +42,11 @@ import {
   fitClassCalibration,
   routeImages,
 } from './calibration';
-import { type DetectorConfig, type DetectorConfigInput, resolveDetectorConfig, unetConfigOf } from './config';
+import { type DetectorConfig, type DetectorConfigInput, resolveDetectorConfig, unetConfigOf } from '../config/config';
 import { type Evaluation, type TestImage, evaluateDetector } from './evaluate';
 import { type FeatureExtractor, FilterBankExtractor, PixelExtractor } from './features';
 import { anomalyMap, imageScoresReads, scoreReduction } from './maps';
-import type { SnapshotPolicy, TrainSnapshot } from './snapshot';
+import type { SnapshotPolicy, TrainSnapshot } from '../io/snapshot';
 import { throwIfAborted } from './abort';
 
 /** A class the detector has learned: what detection needs to serve it. */

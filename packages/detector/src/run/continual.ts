@@ -8,10 +8,10 @@
 import type { AnomalyDataset, Sample } from '@ofm/datasets';
 import { auroc, finalAverage, forgetting } from '@ofm/metrics';
 import { DataError, acquireCheckpointLock, tf } from '@ofm/tensor';
-import type { ContinualDetector, Detection, LearnProgress, TaskRecord, TrainingFault } from './detector';
-import { type ClassMetrics, classMetrics } from './evaluate';
-import { saveDetector } from './persist';
-import { type SnapshotPolicy, disposeSnapshot, loadTrainSnapshot, saveTrainSnapshot, snapshotMismatch } from './snapshot';
+import type { ContinualDetector, Detection, LearnProgress, TaskRecord, TrainingFault } from '../model/detector';
+import { type ClassMetrics, classMetrics } from '../model/evaluate';
+import { saveDetector } from '../io/persist';
+import { type SnapshotPolicy, disposeSnapshot, loadTrainSnapshot, saveTrainSnapshot, snapshotMismatch } from '../io/snapshot';
 import {
   type ContinualReport,
   REPORT_FORMAT_VERSION,
@@ -19,8 +19,8 @@ import {
   type ReportMetric,
   type ReportSample,
   renderReport,
-} from './report';
-import { abortError } from './abort';
+} from '../report/report';
+import { abortError } from '../model/abort';
 
 
 /** What a run keeps in the checkpoint to continue its result matrix after a resume. */

@@ -1,11 +1,11 @@
 /**
  * `exportDetector`: a training checkpoint in, a static inference-only model out (see
- * `./exported` for the format and the loader). Node only: it reads and writes directories.
+ * `./export-read` for the format and the loader). Node only: it reads and writes directories.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointError, type CheckpointManifest, MANIFEST_FILE, readManifest, saveCheckpoint, type tf } from '@ofm/tensor';
-import { EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_REPORT_DIR, type ExportMeta } from './exported';
+import { EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_REPORT_DIR, type ExportMeta } from './export-read';
 import { loadDetector } from './persist';
 
 /** Largest shard of an export: small files cache and download in parallel in a browser. */

@@ -9,12 +9,12 @@
 import { join } from 'node:path';
 import type { AnomalyDataset, Sample } from '@ofm/datasets';
 import { auroc } from '@ofm/metrics';
-import type { Detection } from './detector';
-import { type ClassMetrics, classMetrics } from './evaluate';
-import type { PatchKnnDetector } from './knn';
-import { type ContinualReport, writeReport } from './report';
-import { type ReportSource, type RunProgress, type RunResults, buildReport } from './run';
-import { abortError } from './abort';
+import type { Detection } from '../model/detector';
+import { type ClassMetrics, classMetrics } from '../model/evaluate';
+import type { PatchKnnDetector } from '../model/knn';
+import { type ContinualReport, writeReport } from '../report/report';
+import { type ReportSource, type RunProgress, type RunResults, buildReport } from './continual';
+import { abortError } from '../model/abort';
 
 /** Options of {@link runReference}. */
 export interface ReferenceRunOptions {

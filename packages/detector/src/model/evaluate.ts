@@ -5,7 +5,7 @@
  */
 import { evaluateDetections } from '@ofm/metrics';
 import type { ContinualDetector, Detection } from './detector';
-import { REPORT_METRICS, type ReportMetric } from './report-format';
+import { REPORT_METRICS, type ReportMetric } from '../report/report-format';
 import { ConfigError } from '@ofm/tensor';
 
 /** Metrics of one class (null where undefined: e.g. pixel metrics without masks). */

@@ -7,9 +7,9 @@
 import type { GpmMeta } from '@ofm/continual';
 import { GradientProjectionMemory } from '@ofm/continual';
 import { CheckpointError, loadCheckpoint, readManifest, saveCheckpoint, tf } from '@ofm/tensor';
-import type { DetectorConfig } from './config';
-import type { FeatureExtractor } from './features';
-import { ContinualDetector, type LearnedClass, type TaskRecord } from './detector';
+import type { DetectorConfig } from '../config/config';
+import type { FeatureExtractor } from '../model/features';
+import { ContinualDetector, type LearnedClass, type TaskRecord } from '../model/detector';
 import { assignWeights } from './weights';
 
 /** The `format` tag of a detector checkpoint's manifest meta; loading refuses any other. */

@@ -10,8 +10,8 @@
  * @ofm/tensor loads its Node built-ins on first use).
  */
 import { CheckpointError, type RngState, loadCheckpoint, readManifest, saveCheckpoint, tf } from '@ofm/tensor';
-import type { DetectorConfig } from './config';
-import type { ContinualDetector, TaskRecord } from './detector';
+import type { DetectorConfig } from '../config/config';
+import type { ContinualDetector, TaskRecord } from '../model/detector';
 
 /** Name of the snapshot directory inside a checkpoint directory. */
 export const SNAPSHOT_DIR = 'snapshot';

@@ -4,13 +4,13 @@
  * `manifest.json` in the tfjs weights-manifest style plus binary shards, checksummed) whose meta is
  * an {@link ExportMeta}: the config, the weights, the classes learned with their start timestep and
  * calibration, the task history and a format version; no GPM bases, no optimiser state. The run's
- * report may travel with it under `report/`. `exportDetector` (Node, `./export`) writes one;
+ * report may travel with it under `report/`. `exportDetector` (Node, `./export-write`) writes one;
  * {@link loadExportedDetector} here reads one, from a URL in a browser or a directory in Node.
  */
 import { CheckpointError, type LoadSourceOptions, loadCheckpoint, tf } from '@ofm/tensor';
-import type { DetectorConfig } from './config';
-import { ContinualDetector, type LearnedClass, type TaskRecord } from './detector';
-import type { FeatureExtractor } from './features';
+import type { DetectorConfig } from '../config/config';
+import { ContinualDetector, type LearnedClass, type TaskRecord } from '../model/detector';
+import type { FeatureExtractor } from '../model/features';
 import { DETECTOR_FORMAT, restoreTasks, withStoredWeightsMode } from './persist';
 import { assignWeights } from './weights';
 

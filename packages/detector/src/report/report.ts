@@ -6,7 +6,7 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
-import { DEFAULT_SCORE_THRESHOLD } from './calibration';
+import { DEFAULT_SCORE_THRESHOLD } from '../model/calibration';
 import { colorBarHeight, colorBarSvg, maskToRgbBytes, matrixHeatmapSvg, overlayHeatmap, reportCurveSvg, resizeMap, toRgbBytes } from './figures';
 import type { ContinualReport, ReportSample } from './report-format';
 
