@@ -5,10 +5,11 @@
  * same maps on normal calibration images: the last N training images, a proxy for the held-out split).
  * `pnpm tsx bench/multi-t.ts CKPT DATA [T1,T2,...] [N]` — reads test images: informs defaults only.
  */
-import { type Sample, loadMvtec } from '@ofm/datasets';
+import { loadMvtec } from '@ofm/datasets';
 import { auroc } from '@ofm/metrics';
 import { initBackend, tf } from '@ofm/tensor';
 import { anomalyMap, imageScores, loadDetector, scoreReduction } from '../src/index';
+import { loadClassSplit } from './class-split';
 
 async function main() {
   const [ckpt, data, list = '10,25,50,100,200,300', nCal = '9'] = process.argv.slice(2);
@@ -25,7 +26,6 @@ async function main() {
     rows[k]!.img.push(img);
     rows[k]!.pix.push(pix);
   };
-  const toTensor = (samples: Sample[]) => tf.tensor4d(Float32Array.from(samples.flatMap((s) => Array.from(s.image))), [samples.length, size, size, 3]);
   const mapsAt = (x: tf.Tensor4D, t: number) => {
     const recon = detector.reconstructBatch(x, t);
     const maps = anomalyMap(detector.extractor, x, recon, { aggregate: detector.config.map.aggregate, blurSigma: detector.config.map.blurSigma });
@@ -33,17 +33,8 @@ async function main() {
     return maps;
   };
   for (const cls of detector.classes) {
-    const train: Sample[] = [];
-    for await (const s of dataset.train(cls.className)) train.push(s);
-    const cal = train.slice(-Number(nCal));
-    const test: Sample[] = [];
-    for await (const s of dataset.test(cls.className)) test.push(s);
-    const labels = test.map((s) => s.label);
-    const masks = new Uint8Array(test.length * size * size);
-    test.forEach((s, i) => masks.set(s.mask, i * size * size));
+    const { xc, xt, labels, masks } = await loadClassSplit(dataset, cls.className, size, Number(nCal));
     detector.useClassWeights(cls.className);
-    const xc = toTensor(cal);
-    const xt = toTensor(test);
     const z = new Map<number, tf.Tensor>();
     const cells: string[] = [];
     for (const t of ts) {

@@ -5,10 +5,11 @@
  * `pnpm tsx bench/start-timestep.ts CKPT DATA [T1,T2,...]` (a design measurement on synthetic
  * data; it reads test images, so it informs defaults and is never part of a run's selection).
  */
-import { type Sample, loadMvtec } from '@ofm/datasets';
+import { loadMvtec } from '@ofm/datasets';
 import { auroc } from '@ofm/metrics';
 import { initBackend, tf } from '@ofm/tensor';
 import { type ScoreReduction, anomalyMap, imageScores, loadDetector, scoreReduction } from '../src/index';
+import { loadClassSplit } from './class-split';
 
 const REDUCTIONS: ScoreReduction[] = [{ kind: 'max' }, { kind: 'max-minus-mean' }, { kind: 'topk-mean', fraction: 0.01 }];
 
@@ -21,12 +22,8 @@ async function main() {
   const dataset = await loadMvtec(data, { size });
   const pooled = new Map<string, { scores: number[]; labels: number[] }>();
   for (const cls of detector.classes) {
-    const test: Sample[] = [];
-    for await (const s of dataset.test(cls.className)) test.push(s);
-    const labels = test.map((s) => s.label);
-    const masks = new Uint8Array(test.length * size * size);
-    test.forEach((s, i) => masks.set(s.mask, i * size * size));
-    const x = tf.tensor4d(Float32Array.from(test.flatMap((s) => Array.from(s.image))), [test.length, size, size, 3]);
+    const { xt: x, xc, labels, masks } = await loadClassSplit(dataset, cls.className, size, 0);
+    xc.dispose();
     const cells: string[] = [];
     detector.useClassWeights(cls.className);
     for (const t of [...new Set([...list.split(',').map(Number), cls.tStart])].sort((a, b) => a - b)) {
