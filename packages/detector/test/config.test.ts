@@ -49,7 +49,7 @@ describe('resolveDetectorConfig', () => {
     ['a string where a number goes', { imageSize: '32' }, /imageSize: must be a number, got "32"/],
     ['a mode that does not exist', { continual: { projection: 'all' } }, /continual\.projection: must be one of 'update', 'gradient', 'none', got "all"/],
     ['a size the UNet cannot take', { imageSize: 30 }, /imageSize: must be divisible by 4 \(the UNet's 3 levels, unet\.channel_mult\), got 30/],
-    ['attention at no level', { unet: { attention_resolutions: [7] } }, /unet: attention resolution 7 is not the size of any level/],
+    ['attention at no level', { unet: { attention_resolutions: [7] } }, /unet: attention resolution 7 is not the size of any level \(levels are 32, 16, 8 px\): set attention_resolutions to level sizes, e.g. \[8\] \(the lowest level\)/],
     ['an AMN width that is not a multiple of 4', { amn: { enabled: true, dim: 30 } }, /amn\.dim: must be divisible by 4/],
     ['an even mask', { amn: { enabled: true, maskSize: 4 } }, /amn\.maskSize: must be odd/],
     ['a start timestep past the schedule', { reconstruction: { tStartCandidates: [10, 1000] } }, /reconstruction\.tStartCandidates\[1\]: must be in \[reconstruction\.steps 5, schedule\.timesteps - 1 = 999\], got 1000/],

@@ -123,7 +123,11 @@ export function architectureProblems(config: UNetConfig): string[] {
   const resolutions = levelResolutions(config);
   for (const r of config.attention_resolutions) {
     if (!resolutions.includes(r)) {
-      problems.push(`attention resolution ${r} is not the size of any level (levels are ${resolutions.join(', ')} px)`);
+      // The usual cause: image_size changed and attention_resolutions kept the old size.
+      problems.push(
+        `attention resolution ${r} is not the size of any level (levels are ${resolutions.join(', ')} px): ` +
+          `set attention_resolutions to level sizes, e.g. [${resolutions[resolutions.length - 1]}] (the lowest level), or [] for none`,
+      );
     }
   }
   config.channel_mult.forEach((mult, i) => {
