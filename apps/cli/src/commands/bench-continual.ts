@@ -20,7 +20,7 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
-import type { DetectorConfig, DetectorConfigInput, RunProgress } from '@ofm/detector';
+import type { DetectorConfigInput, RunProgress } from '@ofm/detector';
 // Loads no tensors (tfjs loads when a run starts), so `ofm --help` stays fast.
 import {
   BENCH_METHODS,
@@ -153,18 +153,11 @@ export async function runContinualBench(o: ContinualCliOptions, argv: string[]):
   const progress = new Progress('bench', o.quiet || o.json === true);
   const { resolveDetectorConfig } = await import('@ofm/detector');
   const configSource = o.config ? `--config ${o.config}` : 'detector config';
-  const resolveOrExplain = (input: DetectorConfigInput): DetectorConfig => {
-    try {
-      return resolveDetectorConfig(input, configSource);
-    } catch (err) {
-      throw new CliError((err as Error).message);
-    }
-  };
   const overrides: DetectorConfigInput = {};
   if (o.steps !== undefined) overrides.training = { steps: integer('--steps', o.steps, 1) };
   if (o.imageSize !== undefined) overrides.imageSize = integer('--image-size', o.imageSize, 8, 1024);
   const base = mergeConfigInputs(o.config ? readConfigFile(o.config) : {}, overrides);
-  const baseConfig = resolveOrExplain(base);
+  const baseConfig = resolveDetectorConfig(base, configSource);
   const seeds = o.seeds !== undefined ? parseSeeds(o.seeds) : [baseConfig.seed];
 
   const data: DataOptions = { data: resolve(o.data), format: o.format };
@@ -173,12 +166,7 @@ export async function runContinualBench(o: ContinualCliOptions, argv: string[]):
   if (o.maskDir !== undefined) data.maskDir = resolve(o.maskDir);
   const dataset = await openDataset(data, baseConfig.imageSize);
   const tasks = tasksOf(dataset, o);
-  let plan: BenchPlan;
-  try {
-    plan = await planContinualBenchmark({ base, methods, seeds, tasks, data, sequence: o.setting ?? o.tasks ?? '', backend: o.backend, argv, configSource });
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
+  const plan = await planContinualBenchmark({ base, methods, seeds, tasks, data, sequence: o.setting ?? o.tasks ?? '', backend: o.backend, argv, configSource });
   const { runs } = plan;
 
   // Results already there (an earlier, interrupted benchmark) are kept when they are of the same run.

@@ -280,11 +280,7 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
   // tfjs and the model are loaded only now, so `ofm --help` stays fast.
   const { enableWasmThreads, initBackend, tf } = await import('@ofm/tensor');
   const { parseUNetConfig } = await import('@ofm/diffusion');
-  try {
-    parseUNetConfig(rawSpec, specPath);
-  } catch (err) {
-    throw new CliError(err instanceof Error ? err.message : String(err));
-  }
+  parseUNetConfig(rawSpec, specPath);
   if (threads > 1 && tf.engine().registry.wasm == null) {
     // tfjs uses one thread under Node.js; its threaded wasm build is started here instead.
     try {
@@ -295,12 +291,7 @@ export async function runPerf(options: PerfCliOptions, argv: string[] = []): Pro
   }
   // Every workload reads asynchronously (the trainer's stepAsync, `await data()`), so WebGPU in
   // Node.js, which has no synchronous reads, runs them all.
-  let report: Awaited<ReturnType<typeof initBackend>>;
-  try {
-    report = await initBackend({ backend: options.backend as 'auto' | undefined, syncReads: false });
-  } catch (err) {
-    throw new CliError(err instanceof Error ? err.message : String(err));
-  }
+  const report = await initBackend({ backend: options.backend as 'auto' | undefined, syncReads: false });
   refuseWebgpuFallback(report);
   if (report.adapter?.software) {
     notes.push(`webgpu runs on a software adapter (${report.detail ?? 'no GPU'}): these numbers check that it works, they are not GPU speed`);
