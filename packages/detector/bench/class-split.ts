@@ -12,6 +12,8 @@ export interface ClassSplit {
   xt: tf.Tensor4D;
   /** Normal calibration images `[nCal, size, size, 3]` (the last training images). */
   xc: tf.Tensor4D;
+  /** The other training images (the ones a product run would train on). */
+  train: Sample[];
   labels: (0 | 1)[];
   /** Every test mask, concatenated (`N * size * size` bytes). */
   masks: Uint8Array;
@@ -30,5 +32,12 @@ export async function loadClassSplit(dataset: MvtecDataset, className: string, s
   for await (const s of dataset.test(className)) test.push(s);
   const masks = new Uint8Array(test.length * size * size);
   test.forEach((s, i) => masks.set(s.mask, i * size * size));
-  return { test, xt: batchOf(test, size), xc: batchOf(train.slice(-nCal), size), labels: test.map((s) => s.label), masks };
+  return {
+    test,
+    xt: batchOf(test, size),
+    xc: batchOf(train.slice(train.length - nCal), size),
+    train: train.slice(0, train.length - nCal),
+    labels: test.map((s) => s.label),
+    masks,
+  };
 }

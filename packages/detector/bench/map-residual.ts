@@ -5,13 +5,16 @@
  * timesteps as the detector fuses them (standardised by the calibration maps' mean and std).
  * Calibration proxy: the last N training images. Reads test images: informs defaults only.
  * `pnpm tsx bench/map-residual.ts CKPT DATA [T1,T2,...] [N]`
+ * Environment: VARIANTS=a,b (a subset of the variants), BY_DEFECT=1 (image AUROC per defect type),
+ * PER_T=1 (the first variant at each start alone), INPUT_GAUSS=1,2,4 (a per-class Gaussian of the
+ * input's own filter-bank features at these scales, alone and mixed with 'l2-b2'), MULTI=0 (no mixes).
  */
 import { loadMvtec } from '@ofm/datasets';
 import { auroc } from '@ofm/metrics';
 import { initBackend, tf } from '@ofm/tensor';
-import { gaussianBlur } from '../src/model/features';
+import { FilterBankExtractor, gaussianBlur } from '../src/model/features';
 import { imageScores, loadDetector, scoreReduction } from '../src/index';
-import { loadClassSplit } from './class-split';
+import { batchOf, loadClassSplit } from './class-split';
 
 type Variant = (r: tf.Tensor4D, cal: tf.Tensor4D) => tf.Tensor3D;
 
@@ -46,6 +49,54 @@ function invert3(m: number[][]): number[][] {
   ];
 }
 
+/** Inverse of a symmetric positive-definite matrix (Gauss-Jordan; small sizes). */
+function invert(m: number[][]): number[][] {
+  const n = m.length;
+  const a = m.map((row, i) => [...row, ...Array.from({ length: n }, (_, j) => (i === j ? 1 : 0))]);
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(a[r]![c]!) > Math.abs(a[p]![c]!)) p = r;
+    [a[c], a[p]] = [a[p]!, a[c]!];
+    const piv = a[c]![c]!;
+    for (let j = 0; j < 2 * n; j++) a[c]![j]! /= piv;
+    for (let r = 0; r < n; r++) {
+      if (r === c) continue;
+      const f = a[r]![c]!;
+      if (f !== 0) for (let j = 0; j < 2 * n; j++) a[r]![j]! -= f * a[c]![j]!;
+    }
+  }
+  return a.map((row) => row.slice(n));
+}
+
+/**
+ * A per-class Gaussian of the input's own filter-bank features (position-free: textures are
+ * stationary): the Mahalanobis distance of each pixel's feature vector, smoothed. Needs only the
+ * mean and covariance of the normal training images' features, not the images.
+ */
+function inputGaussian(train: tf.Tensor4D, sigmas: number[]) {
+  const fb = new FilterBankExtractor({ sigmas });
+  const feats = (x: tf.Tensor4D) => tf.tidy(() => tf.concat(fb.extract(x), 3) as tf.Tensor4D);
+  const ft = feats(train);
+  const d = ft.shape[3];
+  const flat = ft.reshape([-1, d]);
+  const mu = tf.mean(flat, 0);
+  const c = tf.sub(flat, mu);
+  const cov = (tf.div(tf.matMul(c, c, true, false), flat.shape[0]).arraySync() as number[][]).map((row, i) => row.map((v, j) => v + (i === j ? 1e-4 : 0)));
+  const inv = tf.tensor2d(invert(cov));
+  tf.dispose([ft, flat, c]);
+  return {
+    map: (x: tf.Tensor4D) =>
+      tf.tidy(() => {
+        const f = feats(x);
+        const [n, h, w] = f.shape;
+        const z = tf.sub(f.reshape([-1, d]), mu);
+        const q = tf.sum(tf.mul(tf.matMul(z, inv), z), 1);
+        return blur3(tf.sqrt(tf.relu(q)).reshape([n, h, w]) as tf.Tensor3D, 2);
+      }),
+    dispose: () => tf.dispose([mu, inv]),
+  };
+}
+
 const VARIANTS: Record<string, Variant> = {
   'l2-b2': (r) => blur3(l2(r), 2),
   'l2-b1': (r) => blur3(l2(r), 1),
@@ -71,7 +122,7 @@ async function main() {
   const rows: Record<string, { img: number[]; pix: number[] }> = {};
   const reduction = scoreReduction(detector.config.map);
   for (const cls of detector.classes) {
-    const { test, xc, xt, labels, masks } = await loadClassSplit(dataset, cls.className, size, Number(nCal));
+    const { test, train, xc, xt, labels, masks } = await loadClassSplit(dataset, cls.className, size, Number(nCal));
     detector.useClassWeights(cls.className);
     const resid = ts.map((t) => {
       const rc = detector.reconstructBatch(xc, t);
@@ -120,6 +171,28 @@ async function main() {
       tf.dispose(z);
       score(name, fused);
       zs[name] = fused;
+    }
+    if (process.env.INPUT_GAUSS) {
+      const sigmas = process.env.INPUT_GAUSS.split(',').map(Number);
+      const xtr = batchOf(train, size);
+      const g = inputGaussian(xtr, sigmas);
+      xtr.dispose();
+      const gz = tf.tidy(() => {
+        const mc = g.map(xc);
+        const mt = g.map(xt);
+        const { mean, variance } = tf.moments(mc);
+        return tf.div(tf.sub(mt, mean), tf.add(tf.sqrt(variance), 1e-6)) as tf.Tensor3D;
+      });
+      g.dispose();
+      score('input-gauss', gz);
+      if (zs['l2-b2']) {
+        for (const w of [0.25, 0.5]) {
+          const f = tf.tidy(() => tf.add(tf.mul(zs['l2-b2']!, 1 - w), tf.mul(gz, w))) as tf.Tensor3D;
+          score(`l2+gauss${w}`, f);
+          f.dispose();
+        }
+      }
+      gz.dispose();
     }
     if (multi && zs['l2-b2'] && zs['maha-b2']) {
       const f = tf.tidy(() => tf.div(tf.add(zs['l2-b2']!, zs['maha-b2']!), 2)) as tf.Tensor3D;
