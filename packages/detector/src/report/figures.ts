@@ -3,6 +3,7 @@
  * where they are rasterised to PNG, and in the browser demo as they are.
  */
 import type { ContinualReport } from './report-format';
+import { fmt } from './text';
 
 type Rgb = [number, number, number];
 
@@ -82,10 +83,6 @@ export function maskToRgbBytes(mask: ArrayLike<number>): Uint8Array {
 
 function esc(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-}
-
-function fmt(v: number | null | undefined, digits = 3): string {
-  return v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
 }
 
 /** Width in pixels of `text` at `fontSize` in DejaVu Sans (an upper estimate, used for layout). */

@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import { DEFAULT_SCORE_THRESHOLD } from '../model/calibration';
 import { colorBarHeight, colorBarSvg, maskToRgbBytes, matrixHeatmapSvg, overlayHeatmap, reportCurveSvg, resizeMap, toRgbBytes } from './figures';
 import type { ContinualReport, ReportSample } from './report-format';
+import { fmt } from './text';
 
 export * from './report-format';
 
@@ -147,10 +148,6 @@ export async function detectionOverlayPng(d: DetectionOverlayInput): Promise<Uin
     .png()
     .toBuffer();
   return new Uint8Array(png);
-}
-
-function fmt(v: number | null | undefined, digits = 3): string {
-  return v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
 }
 
 /** How each summary key reads in `report.md`: a label and what it means. Keys stay as in report.json. */
