@@ -1,7 +1,7 @@
 /**
  * Shared weights, checkpoints kept per task and the drift diagnosis through the built binary:
  * `ofm train --shared-weights --keep-tasks`, then `ofm inspect <ckpt> --drift <ckpt>.task1`;
- * presets and their bad input.
+ * the segmenter on and off; presets and their bad input.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -46,6 +46,26 @@ describe('ofm inspect --drift', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('recon change');
     expect(text.stdout).toContain('protected layers by input energy outside the earlier basis');
+  });
+
+  it('trains a segmenter per task by default, none with --no-segmenter or --shared-weights (ofm inspect --json)', async () => {
+    const segmenterSeconds = async (model: string) => {
+      const r = await ofm(['inspect', model, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).tasks.map((t: { segmenter_seconds: number | null }) => t.segmenter_seconds);
+    };
+    const withSeg = join(dir, 'with-segmenter');
+    const t = await ofm(['train', '--data', data, '--tasks', 'tiles', '--config', config, '--out', withSeg, '--no-eval', '--quiet']);
+    expect(t.code, t.stderr).toBe(0);
+    expect((await segmenterSeconds(withSeg))[0]).toBeGreaterThan(0);
+    const without = join(dir, 'no-segmenter');
+    const n = await ofm(['train', '--data', data, '--tasks', 'tiles', '--config', config, '--out', without, '--no-eval', '--quiet', '--no-segmenter']);
+    expect(n.code, n.stderr).toBe(0);
+    expect(await segmenterSeconds(without)).toEqual([null]);
+    expect(await segmenterSeconds(join(dir, 'shared'))).toEqual([null, null]);
+    const resumed = await ofm(['train', '--data', data, '--tasks', 'tiles|washer', '--resume', withSeg, '--no-segmenter']);
+    expect(resumed.code).toBe(2);
+    expect(resumed.stderr).toContain('--no-segmenter cannot change it');
   });
 
   it('refuses a drift without --data, and checkpoints in the wrong order', async () => {

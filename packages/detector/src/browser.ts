@@ -11,6 +11,7 @@ export * from './model/maps';
 export * from './model/calibration';
 export * from './report/figures';
 export * from './model/detector';
+export * from './model/segmenter';
 export * from './model/evaluate';
 export * from './io/export-read';
 export { DETECTOR_FORMAT, DETECTOR_FORMAT_VERSION, type DetectorMeta, type LoadOverrides, loadDetector } from './io/persist';

@@ -5,6 +5,7 @@ export * from './model/maps';
 export * from './model/calibration';
 export * from './report/figures';
 export * from './model/detector';
+export * from './model/segmenter';
 export * from './model/evaluate';
 export * from './model/drift';
 export * from './io/persist';

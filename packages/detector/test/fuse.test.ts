@@ -30,7 +30,8 @@ async function split(part: 'train' | 'test'): Promise<Float32Array[]> {
   return out;
 }
 
-const PER_TASK = { ...TINY_CONFIG, continual: { ...TINY_CONFIG.continual, weights: 'per-task' as const } };
+// The reconstruction maps alone (the segmenter's mix is tested in segmenter.test.ts).
+const PER_TASK = { ...TINY_CONFIG, continual: { ...TINY_CONFIG.continual, weights: 'per-task' as const }, segmenter: { enabled: false } };
 
 describe('fused start timesteps', () => {
   it('are the default, and a config or checkpoint that predates them chooses one start', () => {

@@ -54,6 +54,8 @@ describe('per-task weights', () => {
     const tilesWeights = det.classWeights('tiles');
     const name = 'unet.out.2.weight';
     expect(Array.from(washerWeights[name]!.dataSync())).not.toEqual(Array.from(tilesWeights[name]!.dataSync()));
+    // So did its segmenter.
+    expect(Array.from(washerWeights['seg.head.weight']!.dataSync())).not.toEqual(Array.from(tilesWeights['seg.head.weight']!.dataSync()));
     // ...and tiles is served exactly as before: same start timestep, calibration, maps and scores.
     expect(det.classes[0]).toEqual(tilesState);
     const second = det.detect(tests, { className: 'tiles', reconstructions: true });

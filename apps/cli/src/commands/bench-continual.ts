@@ -63,7 +63,7 @@ interface ContinualCliOptions extends DataOptions, CommonCliOptions {
 /** Progress a child sends its parent over IPC. */
 interface ChildMessage {
   kind: 'progress';
-  phase: 'load' | 'train' | 'select' | 'consolidate' | 'evaluate' | 'saved';
+  phase: 'load' | 'train' | 'segment' | 'select' | 'consolidate' | 'evaluate' | 'saved';
   task: number;
   tasks: number;
   done: number;
@@ -316,7 +316,7 @@ function cliEntry(): string {
 /** Rough share of a run done, from its progress: phases of a task weighted by their usual cost. */
 function runFraction(m: ChildMessage): number {
   const d = m.total > 0 ? Math.min(1, m.done / m.total) : 0;
-  const within = { load: 0, train: 0.6 * d, select: 0.6 + 0.1 * d, consolidate: 0.7 + 0.05 * d, evaluate: 0.75 + 0.25 * d, saved: 1 }[m.phase];
+  const within = { load: 0, train: 0.5 * d, segment: 0.5 + 0.1 * d, select: 0.6 + 0.1 * d, consolidate: 0.7 + 0.05 * d, evaluate: 0.75 + 0.25 * d, saved: 1 }[m.phase];
   return (m.task + within) / m.tasks;
 }
 

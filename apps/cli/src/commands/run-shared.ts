@@ -24,6 +24,7 @@ export interface DetectorOverrides {
   /** One set of weights for every task (`continual.weights: 'shared'`) instead of per-task weights. */
   sharedWeights?: boolean;
   amn?: boolean;
+  segmenter?: boolean;
 }
 
 export interface TrainerSetup {
@@ -78,6 +79,7 @@ export async function initRuntime(
     if (overrides.projection === false) merge('continual', { weights: 'shared', projection: 'none' });
     if (overrides.sharedWeights) merge('continual', { weights: 'shared' });
     if (overrides.amn === false) merge('amn', { enabled: false });
+    if (overrides.segmenter === false) merge('segmenter', { enabled: false });
     // A bad config value is a ConfigError (exit 2).
     return { detector: new det.ContinualDetector(input) };
   };
@@ -138,7 +140,7 @@ export function describeRunProgress(progress: Progress, p: RunProgress): void {
       if (p.done % 50 === 0) progress.update(`load-${p.task}-${p.className}`, `${task} loading ${p.className}`, p.done, p.done);
       return;
     case 'learn': {
-      const label = { train: 'training', select: 'choosing t_start', consolidate: 'consolidating bases' }[p.phase];
+      const label = { train: 'training', segment: 'training the segmenter', select: 'choosing t_start', consolidate: 'consolidating bases' }[p.phase];
       progress.update(`${p.phase}-${p.task}`, `${task} ${label}`, p.done, p.total, p.loss !== undefined ? `loss ${p.loss.toFixed(4)}` : '');
       return;
     }

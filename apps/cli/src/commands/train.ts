@@ -30,6 +30,7 @@ interface TrainCliOptions extends DataOptions, CommonCliOptions {
   sharedWeights?: boolean;
   keepTasks?: boolean;
   amn: boolean;
+  segmenter: boolean;
   eval: boolean;
   seed?: string;
   snapshots: boolean;
@@ -84,6 +85,7 @@ export function registerTrain(program: Command): void {
     .option('--shared-weights', 'one set of weights for every task, protected by gradient projection (One-for-More as published) instead of per-task weights')
     .option('--no-projection', 'ablation: shared weights without gradient projection (shows the forgetting it prevents)')
     .option('--no-amn', 'ablation: no condition network')
+    .option('--no-segmenter', 'ablation: no per-task segmenter (the anomaly map is the reconstruction map alone)')
     .option('--no-eval', 'skip the evaluation after each task')
     .option('--keep-tasks', 'also keep a copy of the checkpoint after each task, <ckpt>.task<N> (for ofm inspect --drift)')
     .option('--seed <n>', 'random seed (overrides the config)')
@@ -129,9 +131,10 @@ Example:
         projection: o.projection,
         sharedWeights: o.sharedWeights,
         amn: o.amn,
+        segmenter: o.segmenter,
       };
-      if (o.resume && (o.config || o.preset || overrides.imageSize !== undefined || !o.amn || overrides.seed !== undefined || o.sharedWeights)) {
-        throw new CliError('--resume keeps the checkpoint\'s model: --preset, --config, --image-size, --seed, --shared-weights and --no-amn cannot change it');
+      if (o.resume && (o.config || o.preset || overrides.imageSize !== undefined || !o.amn || !o.segmenter || overrides.seed !== undefined || o.sharedWeights)) {
+        throw new CliError('--resume keeps the checkpoint\'s model: --preset, --config, --image-size, --seed, --shared-weights, --no-amn and --no-segmenter cannot change it');
       }
       const snapshots = o.snapshots && {
         everySteps: o.snapshotEvery !== undefined ? integer('--snapshot-every', o.snapshotEvery, 1) : undefined,

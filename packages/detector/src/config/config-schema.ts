@@ -117,6 +117,16 @@ export const detectorConfigSchema = z
         weights: z.enum(['per-task', 'shared']).default('per-task'),
       })
       .strict(),
+    segmenter: z
+      .object({
+        enabled: z.boolean(),
+        channels: z.array(integer(1)).min(1),
+        steps: integer(1),
+        batchSize: integer(1),
+        lr: positive(),
+        weight: share({ zero: true }),
+      })
+      .strict(),
     validation: z.object({ fraction: share({ one: false }), minImages: integer(1) }).strict(),
     inferenceBatch: integer(1),
     seed: integer(0),
@@ -148,6 +158,21 @@ export const detectorConfigSchema = z
         code: 'custom',
         path: ['training', 'cropSize'],
         message: `must be at most imageSize ${c.imageSize} and divisible by ${2 ** (levels - 1)} (the UNet's downsampling), got ${crop}`,
+      });
+    }
+    const seg = c.segmenter;
+    if (seg.enabled && c.continual.weights === 'shared') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['segmenter', 'enabled'],
+        message: "a segmenter is trained per task and needs continual.weights 'per-task'; set segmenter.enabled to false for shared weights",
+      });
+    }
+    if (seg.enabled && c.imageSize % 2 ** (seg.channels.length - 1) !== 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['segmenter', 'channels'],
+        message: `${seg.channels.length} levels halve imageSize ${c.imageSize} ${seg.channels.length - 1} times, which needs it divisible by ${2 ** (seg.channels.length - 1)}; use fewer levels`,
       });
     }
     if (c.training.maxTimestep > c.schedule.timesteps) {

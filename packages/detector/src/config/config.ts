@@ -6,6 +6,7 @@
 import type { AmnConfig } from '@ofm/amn';
 import type { FactorizerKind } from '@ofm/continual';
 import type { ScheduleKind, UNetConfig } from '@ofm/diffusion';
+import type { SegmenterConfig } from '../model/segmenter';
 import { parseDetectorConfig } from './config-schema';
 import { ConfigError } from '@ofm/tensor';
 
@@ -121,6 +122,11 @@ export interface DetectorConfig {
     /** Training images per class whose inference path feeds the bases. */
     collectImages: number;
   };
+  /**
+   * The per-task segmenter (`model/segmenter.ts`): a small encoder-decoder trained on the task's
+   * normal images with synthetic anomalies, whose map is mixed with the reconstruction map.
+   */
+  segmenter: SegmenterConfig;
   validation: {
     /** Share of each class's normal training images held out for selection and calibration. */
     fraction: number;
@@ -174,6 +180,7 @@ export const DEFAULT_DETECTOR_CONFIG: Readonly<DetectorConfig> = Object.freeze({
     maxRowsPerCall: 128,
     collectImages: 8,
   },
+  segmenter: { enabled: true, channels: [16, 32, 64, 64], steps: 600, batchSize: 8, lr: 1e-3, weight: 0.5 },
   validation: { fraction: 0.15, minImages: 6 },
   inferenceBatch: 16,
   seed: 0,
@@ -193,6 +200,7 @@ export const TINY_DETECTOR_CONFIG: Readonly<DetectorConfigInput> = deepFreeze({
   training: { steps: 6, batchSize: 4, lr: 2e-3, maxTimestep: 200 },
   reconstruction: { tStartCandidates: [40, 80], steps: 2 },
   continual: { collectImages: 4, maxRowsPerCall: 32 },
+  segmenter: { channels: [8, 8], steps: 4, batchSize: 4 },
   validation: { fraction: 0.25, minImages: 2 },
 } satisfies DetectorConfigInput);
 
@@ -307,6 +315,12 @@ export function resolveDetectorConfig(input: DetectorConfigInput = {}, source = 
     if (isPlainObject(group) && isPlainObject(value)) {
       for (const [field, v] of Object.entries(value)) if (v !== undefined) group[field] = v;
     } else base[key] = value;
+  }
+  // A per-task segmenter cannot serve shared weights: off there unless the input asks for it
+  // (which the schema then refuses with the fix).
+  const asked = isPlainObject(input.segmenter) ? input.segmenter.enabled : undefined;
+  if (asked === undefined && isPlainObject(input.continual) && input.continual.weights === 'shared') {
+    (base.segmenter as { enabled: boolean }).enabled = false;
   }
   return parseDetectorConfig(base, source) as DetectorConfig;
 }

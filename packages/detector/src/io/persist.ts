@@ -7,7 +7,7 @@
 import type { GpmMeta } from '@ofm/continual';
 import { GradientProjectionMemory } from '@ofm/continual';
 import { CheckpointError, loadCheckpoint, readManifest, saveCheckpoint, tf } from '@ofm/tensor';
-import type { DetectorConfig } from '../config/config';
+import { DEFAULT_DETECTOR_CONFIG, type DetectorConfig } from '../config/config';
 import type { FeatureExtractor } from '../model/features';
 import { ContinualDetector, type LearnedClass, type TaskRecord } from '../model/detector';
 import { assignWeights } from './weights';
@@ -130,12 +130,14 @@ export async function loadDetector(
  * A stored config as it was trained: checkpoints and exports written before per-task weights
  * existed have no `continual.weights` and were trained with shared weights; those written before
  * fused start timesteps have no `reconstruction.fuse` and chose one start per class (and go on
- * doing so for the tasks they learn next).
+ * doing so for the tasks they learn next); those written before the segmenter have no `segmenter`
+ * group and hold no segmenter weights (it stays off for them).
  */
 export function withStoredWeightsMode(config: DetectorConfig): DetectorConfig {
   const continual = config.continual as Partial<DetectorConfig['continual']>;
   continual.weights ??= 'shared';
   config.reconstruction.fuse ??= false;
+  config.segmenter ??= { ...DEFAULT_DETECTOR_CONFIG.segmenter, enabled: false };
   return config;
 }
 

@@ -44,10 +44,11 @@ import {
 } from './calibration';
 import { type DetectorConfig, type DetectorConfigInput, resolveDetectorConfig, unetConfigOf } from '../config/config';
 import { type Evaluation, type TestImage, evaluateDetector } from './evaluate';
-import { type FeatureExtractor, FilterBankExtractor, PixelExtractor } from './features';
+import { type FeatureExtractor, FilterBankExtractor, PixelExtractor, gaussianBlur } from './features';
 import { anomalyMap, imageScoresReads, scoreReduction } from './maps';
 import type { SnapshotPolicy, TrainSnapshot } from '../io/snapshot';
-import { throwIfAborted } from './abort';
+import { throwIfAborted, yieldToEventLoop } from './abort';
+import { SEGMENTER_SCOPE, initSegmenter, segmenterMaps, trainSegmenter } from './segmenter';
 
 /** A class the detector has learned: what detection needs to serve it. */
 export interface LearnedClass {
@@ -68,6 +69,12 @@ export interface LearnedClass {
    * timestep (`tStart`).
    */
   fused?: FusedStart[];
+  /**
+   * With the segmenter (`segmenter.enabled`): the mean and standard deviation of the
+   * reconstruction map and of the segmenter's map over the class's normal validation pixels. Both
+   * maps are standardised by them and mixed (`segmenter.weight`); `calibration` is of the mixed map.
+   */
+  segmenter?: SegmenterStats;
   calibration: ClassCalibration;
   trainImages: number;
   validationImages: number;
@@ -80,18 +87,32 @@ export interface FusedStart {
   pixelStd: number;
 }
 
-/** How a class is reconstructed: one start timestep, or several fused. */
-type StartPlan = Pick<LearnedClass, 'tStart' | 'fused'>;
+/** Normal pixel statistics of a class's two maps, which put them on one scale before they are mixed. */
+export interface SegmenterStats {
+  reconMean: number;
+  reconStd: number;
+  segmenterMean: number;
+  segmenterStd: number;
+}
 
-/** Mean and (sample) standard deviation of a fused start's normal map values, floored away from 0. */
-function fusedStart(tStart: number, values: Float32Array): FusedStart {
+/** How a class is reconstructed (one start timestep, or several fused) and whether its segmenter map is mixed in. */
+type StartPlan = Pick<LearnedClass, 'tStart' | 'fused' | 'segmenter'>;
+
+/** Mean and (sample) standard deviation of map values, the deviation floored away from 0. */
+function meanStd(values: Float32Array): { mean: number; std: number } {
   let sum = 0;
   for (const v of values) sum += v;
   const mean = values.length ? sum / values.length : 0;
   let sq = 0;
   for (const v of values) sq += (v - mean) ** 2;
   const std = Math.sqrt(sq / Math.max(1, values.length - 1));
-  return { tStart, pixelMean: mean, pixelStd: Math.max(std, 1e-6 + 1e-3 * Math.abs(mean)) };
+  return { mean, std: Math.max(std, 1e-6 + 1e-3 * Math.abs(mean)) };
+}
+
+/** A fused start's normal map statistics. */
+function fusedStart(tStart: number, values: Float32Array): FusedStart {
+  const { mean, std } = meanStd(values);
+  return { tStart, pixelMean: mean, pixelStd: std };
 }
 
 /** `sum + (maps - f.pixelMean) / f.pixelStd` (the running sum of a fused map); disposes `sum` and `maps`. */
@@ -124,6 +145,9 @@ export interface TaskRecord {
   projection: DetectorConfig['continual']['projection'];
   /** Training steps refused for a non-finite value (each retried on the next batch). */
   faults?: number;
+  /** With the segmenter: its training time and its mean focal loss over the last 10% of steps. */
+  segmenterSeconds?: number;
+  segmenterLoss?: number;
   /** Protected directions after the task: total basis rank over layers, and bytes held. */
   basisRank: number;
   basisBytes: number;
@@ -136,7 +160,7 @@ export interface TaskImages {
 }
 
 /** The phases of {@link ContinualDetector.learnTask}, in order: training, per-class start-timestep selection, consolidation. */
-export type LearnPhase = 'train' | 'select' | 'consolidate';
+export type LearnPhase = 'train' | 'segment' | 'select' | 'consolidate';
 
 /**
  * One progress report of {@link ContinualDetector.learnTask}: `done` of `total` units of the current
@@ -237,6 +261,8 @@ export class ContinualDetector {
     this.amn = c.amn.enabled ? createAmn({ ...c.amn }) : null;
     this.unet = new UNet(this.params, unetConfigOf(c, this.amn?.config.dim)).init();
     if (this.amn) this.amn.initialize(context(this.params));
+    // After the UNet and AMN, so their initial values do not depend on whether there is a segmenter.
+    if (c.segmenter.enabled) initSegmenter(this.params, c.imageSize, c.segmenter.channels);
     this.schedule = new NoiseSchedule({ kind: c.schedule.kind, timesteps: c.schedule.timesteps });
     this.memory = new GradientProjectionMemory(this.params, {
       threshold: c.continual.threshold,
@@ -387,6 +413,7 @@ export class ContinualDetector {
     this.useTaskWeights(index - 1);
     if (this.perTask) this.activeTask = index;
     const curve = await this.train(index, split.train, projection, rng.fork('train'), opts);
+    const segment = c.segmenter.enabled ? await this.trainSegmenter(index, split.train, rng.fork('segmenter'), opts) : undefined;
     if (this.perTask) {
       this.taskWeights[index] = Object.fromEntries(this.params.entries().map(([name, v]) => [name, tf.clone(v)]));
       this.activeTask = index;
@@ -410,6 +437,7 @@ export class ContinualDetector {
       lossCurve: curve.sampled,
       projection,
       ...(curve.faults ? { faults: curve.faults } : {}),
+      ...(segment ? { segmenterSeconds: segment.seconds, segmenterLoss: segment.finalLoss } : {}),
       basisRank: memory.reduce((a, m) => a + m.rank, 0),
       basisBytes: memory.reduce((a, m) => a + m.bytes, 0),
     };
@@ -429,7 +457,8 @@ export class ContinualDetector {
    * later.
    */
   trainableNames(index: number): string[] {
-    if (this.perTask) return this.params.names();
+    // The segmenter trains in its own phase (`trainSegmenter`), never with the diffusion loss.
+    if (this.perTask) return this.params.names().filter((name) => !name.startsWith(`${SEGMENTER_SCOPE}.`));
     const phase = index === 0 ? 'first-task' : 'later-task';
     const unetNames = trainableParams(this.params, phase, { prefix: this.unet.prefix });
     const amnNames = this.amn
@@ -521,6 +550,27 @@ export class ContinualDetector {
     } finally {
       trainer.dispose();
     }
+  }
+
+  /**
+   * Train the task's segmenter (starting from the previous task's) on the task's training images,
+   * each with synthetic anomalies drawn from its own class as the validation split draws them.
+   */
+  private async trainSegmenter(index: number, images: Map<string, Float32Array[]>, rng: Rng, opts: LearnOptions): Promise<{ seconds: number; finalLoss: number }> {
+    const size = this.config.imageSize;
+    const pool = [...images].flatMap(([, imgs]) => imgs.map((image) => ({ image, sameClass: imgs })));
+    return trainSegmenter(
+      this.params,
+      pool.map((p) => p.image),
+      size,
+      this.config.segmenter,
+      {
+        rng,
+        signal: opts.signal,
+        anomaly: (i, image, r) => syntheticAnomaly(image, pool[i]!.sameClass, size, r),
+        onProgress: (p) => opts.onProgress?.({ phase: 'segment', task: index, done: p.done, total: p.total, loss: p.loss, elapsed: p.elapsed }),
+      },
+    );
   }
 
   /**
@@ -633,10 +683,14 @@ export class ContinualDetector {
     keepRecon = false,
   ): Reads<{ maps: tf.Tensor3D; scores: Float32Array; recon?: tf.Tensor4D }> {
     const reduction = scoreReduction(this.config.map);
-    if (!plan.fused) {
-      const { maps, recon } = yield* this.sampleMaps(images01, plan.tStart, keepRecon);
-      return { maps, scores: yield* imageScoresReads(maps, reduction), recon };
-    }
+    const { maps: reconMaps, recon } = yield* this.reconstructionMaps(images01, plan, keepRecon);
+    const maps = plan.segmenter ? this.mixSegmenter(reconMaps, this.segmenterMaps(images01), plan.segmenter) : reconMaps;
+    return { maps, scores: yield* imageScoresReads(maps, reduction), recon };
+  }
+
+  /** The reconstruction maps of {@link rawMaps}, before the segmenter's map is mixed in. */
+  private *reconstructionMaps(images01: tf.Tensor4D, plan: StartPlan, keepRecon: boolean): Reads<{ maps: tf.Tensor3D; recon?: tf.Tensor4D }> {
+    if (!plan.fused) return yield* this.sampleMaps(images01, plan.tStart, keepRecon);
     let sum: tf.Tensor3D | undefined;
     let kept: tf.Tensor4D | undefined;
     for (const [k, f] of plan.fused.entries()) {
@@ -644,8 +698,25 @@ export class ContinualDetector {
       if (recon) kept = recon;
       sum = addStandardised(sum, maps, f);
     }
-    const maps = meanOfSum(sum!, plan.fused.length);
-    return { maps, scores: yield* imageScoresReads(maps, reduction), recon: kept };
+    return { maps: meanOfSum(sum!, plan.fused.length), recon: kept };
+  }
+
+  /** The segmenter's anomaly probabilities `[N, H, W]`, smoothed as the reconstruction map is (`map.blurSigma`). */
+  private segmenterMaps(images01: tf.Tensor4D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const p = segmenterMaps(this.params, images01, this.config.segmenter.channels);
+      return tf.squeeze(gaussianBlur(tf.expandDims(p, 3) as tf.Tensor4D, this.config.map.blurSigma), [3]) as tf.Tensor3D;
+    });
+  }
+
+  /** The mixed map: both maps standardised by the class's normal statistics, weighted by `segmenter.weight`; disposes both inputs. */
+  private mixSegmenter(recon: tf.Tensor3D, seg: tf.Tensor3D, s: SegmenterStats): tf.Tensor3D {
+    const w = this.config.segmenter.weight;
+    const mixed = tf.tidy(() =>
+      tf.add(tf.mul(tf.div(tf.sub(recon, s.reconMean), s.reconStd), 1 - w), tf.mul(tf.div(tf.sub(seg, s.segmenterMean), s.segmenterStd), w)),
+    ) as tf.Tensor3D;
+    tf.dispose([recon, seg]);
+    return mixed;
   }
 
   /**
@@ -721,7 +792,11 @@ export class ContinualDetector {
     const plan: StartPlan = c.reconstruction.fuse === false ? { tStart: selection[chosen]!.tStart } : { tStart: selection[chosen]!.tStart, fused };
     // The calibration is of the maps detection will make: the chosen start's, or the fused ones,
     // combined from the per-start maps of the held-out normals already made above.
-    const normal = plan.fused ? await this.fuseNormals(normals, fused, validation.length) : normals[chosen]!;
+    const reconNormal = plan.fused ? await this.fuseNormals(normals, fused, validation.length) : normals[chosen]!;
+    // With the segmenter, the calibration is of the mixed map of the same held-out normals.
+    const mixed = c.segmenter.enabled ? await this.mixNormals(validation, reconNormal.mapValues) : undefined;
+    if (mixed) plan.segmenter = mixed.stats;
+    const normal = mixed ?? reconNormal;
     return {
       className: cls,
       task: index,
@@ -731,6 +806,26 @@ export class ContinualDetector {
       trainImages: train.length,
       validationImages: validation.length,
     };
+  }
+
+  /**
+   * The segmenter's statistics on held-out normal images whose reconstruction maps are
+   * `reconValues`, and the scores and flattened maps of their mixed maps (as {@link rawMaps} mixes them).
+   */
+  private async mixNormals(images: Float32Array[], reconValues: Float32Array): Promise<{ stats: SegmenterStats; scores: Float32Array; mapValues: Float32Array }> {
+    const size = this.config.imageSize;
+    const x = to01Batch(images, size);
+    const seg = this.segmenterMaps(x);
+    x.dispose();
+    const r = meanStd(reconValues);
+    const g = meanStd((await seg.data()) as Float32Array);
+    const stats: SegmenterStats = { reconMean: r.mean, reconStd: r.std, segmenterMean: g.mean, segmenterStd: g.std };
+    const maps = this.mixSegmenter(tf.tensor3d(reconValues, [images.length, size, size]), seg, stats);
+    try {
+      return { stats, scores: await readAsync(imageScoresReads(maps, scoreReduction(this.config.map))), mapValues: (await maps.data()) as Float32Array };
+    } finally {
+      maps.dispose();
+    }
   }
 
   /** Scores and flattened maps of `n` images fused from their per-start raw maps, as {@link rawMaps} fuses them. */
@@ -854,7 +949,7 @@ export class ContinualDetector {
     const groups = new Map<string, { task: number; plan: StartPlan; indices: number[] }>();
     routed.forEach((cls, i) => {
       const task = this.perTask ? cls.task : -1;
-      const key = cls.fused ? `${task}:${cls.className}` : `${task}:${cls.tStart}`;
+      const key = cls.fused || cls.segmenter ? `${task}:${cls.className}` : `${task}:${cls.tStart}`;
       const g = groups.get(key) ?? { task, plan: cls, indices: [] };
       g.indices.push(i);
       groups.set(key, g);
@@ -931,11 +1026,6 @@ function faultError(fault: TrainingFault, lr: number, clip: number): TrainingFau
       `Lower training.lr (now ${lr}) or training.clipGradNorm (now ${clip}) in the detector config (ofm train --config FILE), ` +
       'or check the training images',
   );
-}
-
-function yieldToEventLoop(): Promise<void> {
-  // setImmediate in Node (no 4 ms clamp); a zero timeout in browsers.
-  return new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
 }
 
 
