@@ -80,7 +80,7 @@ describe('segmenter', () => {
     const images = Array.from({ length: 8 }, () => plain(rng));
     const untrained = contrast(params, channels, new Rng(9));
     const seen: number[] = [];
-    const result = await trainSegmenter(params, images, 16, { enabled: true, channels, steps: 80, batchSize: 8, lr: 3e-3, weight: 0.5 }, {
+    const result = await trainSegmenter(params, images, 16, { enabled: true, channels, steps: 80, batchSize: 8, lr: 3e-3, augment: true, weight: 0.5 }, {
       rng: new Rng(3),
       anomaly: (_i, image, r) => square(image, r),
       onProgress: (p) => seen.push(p.done),
@@ -107,7 +107,7 @@ describe('segmenter', () => {
     initSegmenter(params, 16, [4]);
     const controller = new AbortController();
     const rng = new Rng(1);
-    const run = trainSegmenter(params, [plain(rng)], 16, { enabled: true, channels: [4], steps: 1000, batchSize: 2, lr: 1e-3, weight: 0.5 }, {
+    const run = trainSegmenter(params, [plain(rng)], 16, { enabled: true, channels: [4], steps: 1000, batchSize: 2, lr: 1e-3, augment: false, weight: 0.5 }, {
       rng,
       signal: controller.signal,
       anomaly: (_i, image, r) => square(image, r),

@@ -124,6 +124,7 @@ export const detectorConfigSchema = z
         steps: integer(1),
         batchSize: integer(1),
         lr: positive(),
+        augment: z.boolean(),
         weight: share({ zero: true }),
       })
       .strict(),

@@ -180,7 +180,7 @@ export const DEFAULT_DETECTOR_CONFIG: Readonly<DetectorConfig> = Object.freeze({
     maxRowsPerCall: 128,
     collectImages: 8,
   },
-  segmenter: { enabled: true, channels: [16, 32, 64, 64], steps: 600, batchSize: 8, lr: 1e-3, weight: 0.5 },
+  segmenter: { enabled: true, channels: [16, 32, 64, 64], steps: 600, batchSize: 8, lr: 1e-3, augment: true, weight: 0.5 },
   validation: { fraction: 0.15, minImages: 6 },
   inferenceBatch: 16,
   seed: 0,

@@ -64,7 +64,7 @@ export const BENCH_METHODS = {
     config: { ...PLAIN_CONDITION, continual: { weights: 'shared', factorizer: 'naive' } },
   },
   ofm: {
-    description: 'the detector defaults: AMN, per-task weights (each task trains from the previous one and keeps its copy; routing picks it), no forgetting by construction',
+    description: 'the detector defaults: AMN and segmenter, per-task weights (each task trains from the previous one and keeps its copy; routing picks it), no forgetting by construction',
     config: {},
   },
   'ofm-shared': { description: 'One-for-More as published: shared weights, gradient projection + iSVD + AMN', config: { continual: { weights: 'shared' } } },
