@@ -177,7 +177,8 @@ async function main() {
     }
     for (const [name, dets] of Object.entries(variants)) {
       const m = classMetrics(dets, tests, size);
-      const r = (results[name] ??= { image: 0, pixel: 0, ap: 0, pro: 0, per: {} });
+      results[name] ??= { image: 0, pixel: 0, ap: 0, pro: 0, per: {} };
+      const r = results[name]!;
       r.per[cls] = [m.image_auroc!.toFixed(3), m.pixel_auroc!.toFixed(3)];
       r.image += m.image_auroc! / classes.length;
       r.pixel += m.pixel_auroc! / classes.length;

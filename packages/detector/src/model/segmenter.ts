@@ -29,10 +29,9 @@ export interface SegmenterConfig {
   batchSize: number;
   lr: number;
   /**
-   * Vary the training images (default true): random flips and transposition, and brightness and
-   * contrast within ±5% and ±10%. Helps where normal images differ from the training images in
-   * lighting or layout; turn it off for classes whose orientation is part of being normal (a part
-   * mounted the wrong way round must stand out).
+   * Flip the training images left-right and top-bottom at random (default true). Turn it off for
+   * classes whose orientation is part of being normal (a part mounted the wrong way round must
+   * stand out).
    */
   augment: boolean;
   /** Share of the segmenter's standardised map in the anomaly map (0 to 1; the reconstruction map has the rest). */
@@ -104,7 +103,7 @@ export function segmenterNames(params: ParamStore): string[] {
 
 /**
  * Train the segmenter in `params` from its current weights on `images` (HWC RGB in [0, 1], side
- * `size`): each batch takes random images (varied with `config.augment`) and gives half of them a synthetic
+ * `size`): each batch takes random images (flipped at random with `config.augment`) and gives half of them a synthetic
  * anomaly; the loss is the focal loss (gamma 2) of every pixel against the anomaly's mask.
  * Progress after every step; `signal` is checked between steps (an `AbortError`).
  */
@@ -130,7 +129,7 @@ export async function trainSegmenter(
       const ys = new Float32Array(config.batchSize * plane);
       for (let b = 0; b < config.batchSize; b++) {
         const index = rng.int(images.length);
-        const image = config.augment ? varied(images[index]!, size, rng) : images[index]!;
+        const image = config.augment ? flipped(images[index]!, size, rng.uniform() < 0.5, rng.uniform() < 0.5) : images[index]!;
         if (rng.uniform() < 0.5) {
           const a = opts.anomaly(index, image, rng);
           xs.set(a.image, b * plane * 3);
@@ -173,24 +172,15 @@ export function focalLoss(logits: tf.Tensor4D, targets: tf.Tensor4D): tf.Scalar 
   });
 }
 
-/**
- * A copy of an HWC RGB image of side `size`, mirrored left-right and top-bottom and transposed each
- * with probability 1/2 (the 8 symmetries of the square), its values scaled by a gain in [0.9, 1.1]
- * and shifted by [-0.05, 0.05], clipped to [0, 1].
- */
-function varied(image: Float32Array, size: number, rng: Rng): Float32Array {
-  const [flipX, flipY, swap] = [rng.uniform() < 0.5, rng.uniform() < 0.5, rng.uniform() < 0.5];
-  const gain = 0.9 + 0.2 * rng.uniform();
-  const shift = 0.1 * rng.uniform() - 0.05;
+/** An HWC RGB image of side `size`, mirrored left-right and/or top-bottom (the input itself when neither). */
+function flipped(image: Float32Array, size: number, horizontal: boolean, vertical: boolean): Float32Array {
+  if (!horizontal && !vertical) return image;
   const out = new Float32Array(image.length);
   for (let y = 0; y < size; y++) {
+    const sy = vertical ? size - 1 - y : y;
     for (let x = 0; x < size; x++) {
-      let sy = flipY ? size - 1 - y : y;
-      let sx = flipX ? size - 1 - x : x;
-      if (swap) [sy, sx] = [sx, sy];
-      const from = (sy * size + sx) * 3;
-      const to = (y * size + x) * 3;
-      for (let ch = 0; ch < 3; ch++) out[to + ch] = Math.min(1, Math.max(0, image[from + ch]! * gain + shift));
+      const sx = horizontal ? size - 1 - x : x;
+      out.set(image.subarray((sy * size + sx) * 3, (sy * size + sx) * 3 + 3), (y * size + x) * 3);
     }
   }
   return out;
