@@ -159,12 +159,12 @@ export interface TaskImages {
   images: Map<string, Float32Array[]>;
 }
 
-/** The phases of {@link ContinualDetector.learnTask}, in order: training, per-class start-timestep selection, consolidation. */
+/** The phases of {@link ContinualDetector.learnTask}, in order: training, the segmenter's training, per-class start-timestep selection, consolidation. */
 export type LearnPhase = 'train' | 'segment' | 'select' | 'consolidate';
 
 /**
  * One progress report of {@link ContinualDetector.learnTask}: `done` of `total` units of the current
- * phase (optimiser steps for 'train'; one class's start-timestep candidates for 'select'; images
+ * phase (optimiser steps for 'train' and 'segment'; one class's start-timestep candidates for 'select'; images
  * run through the inference path for 'consolidate').
  */
 export interface LearnProgress {
