@@ -5,14 +5,12 @@
  */
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { loadMvtec } from '@ofm/datasets';
 import { initBackend, tf } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveDetectorConfig } from '../src/config/config';
 import { ContinualDetector } from '../src/model/detector';
-import { anomalyMap } from '../src/model/maps';
 import { withStoredWeightsMode } from '../src/io/persist';
-import { TINY_CONFIG, tinyDataset } from './tiny';
+import { TINY_CONFIG, fusedMapByHand, tinyDataset, tinyImages } from './tiny';
 
 let root: string;
 const size = 24;
@@ -23,12 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dirname(root), { recursive: true, force: true }));
 
-async function split(part: 'train' | 'test'): Promise<Float32Array[]> {
-  const ds = await loadMvtec(root, { size });
-  const out: Float32Array[] = [];
-  for await (const s of part === 'train' ? ds.train('tiles') : ds.test('tiles')) out.push(s.image);
-  return out;
-}
+const split = (part: 'train' | 'test') => tinyImages(root, 'tiles', part, size);
 
 // The reconstruction maps alone (the segmenter's mix is tested in segmenter.test.ts).
 const PER_TASK = { ...TINY_CONFIG, continual: { ...TINY_CONFIG.continual, weights: 'per-task' as const }, segmenter: { enabled: false } };
@@ -57,15 +50,7 @@ describe('fused start timesteps', () => {
     const found = det.detect(test);
     // The same map by hand, from the public pieces: reconstruct at each start, map, standardise, average.
     const x = tf.tensor4d(Float32Array.from(test.flatMap((t) => Array.from(t))), [test.length, size, size, 3]);
-    const mapOptions = { aggregate: det.config.map.aggregate, blurSigma: det.config.map.blurSigma };
-    const byHand = new Float32Array(test.length * size * size);
-    for (const f of cls.fused!) {
-      const recon = det.reconstructBatch(x, f.tStart);
-      const maps = anomalyMap(det.extractor, x, recon, mapOptions);
-      const raw = maps.dataSync();
-      for (let i = 0; i < raw.length; i++) byHand[i]! += (raw[i]! - f.pixelMean) / f.pixelStd / cls.fused!.length;
-      tf.dispose([recon, maps]);
-    }
+    const byHand = fusedMapByHand(det, cls, x);
     x.dispose();
     const cal = cls.calibration;
     found.forEach((d, j) => {

@@ -5,16 +5,14 @@
  */
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { loadMvtec } from '@ofm/datasets';
 import { AbortError, ParamStore, Rng, initBackend, tf } from '@ofm/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveDetectorConfig } from '../src/config/config';
 import { ContinualDetector } from '../src/model/detector';
-import { anomalyMap } from '../src/model/maps';
 import { gaussianBlur } from '../src/model/features';
 import { focalLoss, initSegmenter, segmenterMaps, segmenterNames, trainSegmenter } from '../src/model/segmenter';
 import { withStoredWeightsMode } from '../src/io/persist';
-import { TINY_CONFIG, tinyDataset } from './tiny';
+import { TINY_CONFIG, fusedMapByHand, tinyDataset, tinyImages } from './tiny';
 
 let root: string;
 const size = 24;
@@ -25,12 +23,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dirname(root), { recursive: true, force: true }));
 
-async function split(part: 'train' | 'test'): Promise<Float32Array[]> {
-  const ds = await loadMvtec(root, { size });
-  const out: Float32Array[] = [];
-  for await (const s of part === 'train' ? ds.train('tiles') : ds.test('tiles')) out.push(s.image);
-  return out;
-}
+const split = (part: 'train' | 'test') => tinyImages(root, 'tiles', part, size);
 
 const PER_TASK = { ...TINY_CONFIG, continual: { ...TINY_CONFIG.continual, weights: 'per-task' as const } };
 
@@ -147,15 +140,7 @@ describe('segmenter', () => {
     const test = (await split('test')).slice(0, 3);
     const found = det.detect(test);
     const x = tf.tensor4d(Float32Array.from(test.flatMap((t) => Array.from(t))), [test.length, size, size, 3]);
-    const mapOptions = { aggregate: det.config.map.aggregate, blurSigma: det.config.map.blurSigma };
-    const recon = new Float32Array(test.length * size * size);
-    for (const f of cls.fused!) {
-      const r = det.reconstructBatch(x, f.tStart);
-      const maps = anomalyMap(det.extractor, x, r, mapOptions);
-      const raw = maps.dataSync();
-      for (let i = 0; i < raw.length; i++) recon[i]! += (raw[i]! - f.pixelMean) / f.pixelStd / cls.fused!.length;
-      tf.dispose([r, maps]);
-    }
+    const recon = fusedMapByHand(det, cls, x);
     const probs = segmenterMaps(det.params, x, det.config.segmenter.channels);
     const seg = gaussianBlur(tf.expandDims(probs, 3) as tf.Tensor4D, det.config.map.blurSigma).dataSync();
     tf.dispose([x, probs]);
