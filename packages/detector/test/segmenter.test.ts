@@ -135,7 +135,8 @@ describe('segmenter', () => {
     const cls = det.classes[0]!;
     const s = cls.segmenter!;
     expect(s.reconStd).toBeGreaterThan(0);
-    expect(s.segmenterStd).toBeGreaterThan(0);
+    // The tiny segmenter (4 steps) is nearly flat: its spread is floored, so float noise is not amplified.
+    expect(s.segmenterStd).toBe(0.01);
 
     const test = (await split('test')).slice(0, 3);
     const found = det.detect(test);

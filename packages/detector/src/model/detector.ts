@@ -87,6 +87,13 @@ export interface FusedStart {
   pixelStd: number;
 }
 
+/**
+ * The least spread the segmenter's map is standardised by. Its map is a probability: one that
+ * varies by less than 1% over normal pixels is flat (an untrained or degenerate segmenter), and
+ * dividing by its spread would turn float noise into signal. Trained ones measured 0.024-0.042.
+ */
+const SEGMENTER_STD_FLOOR = 0.01;
+
 /** Normal pixel statistics of a class's two maps, which put them on one scale before they are mixed. */
 export interface SegmenterStats {
   reconMean: number;
@@ -819,7 +826,7 @@ export class ContinualDetector {
     x.dispose();
     const r = meanStd(reconValues);
     const g = meanStd((await seg.data()) as Float32Array);
-    const stats: SegmenterStats = { reconMean: r.mean, reconStd: r.std, segmenterMean: g.mean, segmenterStd: g.std };
+    const stats: SegmenterStats = { reconMean: r.mean, reconStd: r.std, segmenterMean: g.mean, segmenterStd: Math.max(g.std, SEGMENTER_STD_FLOOR) };
     const maps = this.mixSegmenter(tf.tensor3d(reconValues, [images.length, size, size]), seg, stats);
     try {
       return { stats, scores: await readAsync(imageScoresReads(maps, scoreReduction(this.config.map))), mapValues: (await maps.data()) as Float32Array };
