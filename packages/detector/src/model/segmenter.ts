@@ -3,8 +3,8 @@
  * on the task's normal images with synthetic anomalies pasted in (the discriminative half of DRAEM,
  * Zavrtanik et al., ICCV 2021, trained from scratch and on the image alone). Its map is mixed with
  * the reconstruction map: the reconstruction finds what the diffusion model cannot rebuild, the
- * segmenter what differs from the class's texture at full resolution (thin scratches, soft stains)
- * that the reconstruction keeps. Its parameters live in the detector's parameter store under
+ * segmenter what it has learned does not belong to the class's images, which includes defects the
+ * reconstruction keeps. Its parameters live in the detector's parameter store under
  * {@link SEGMENTER_SCOPE}, so per-task weights, checkpoints and exports carry them. Browser-safe.
  */
 import { AdamW } from '@ofm/diffusion';
