@@ -49,20 +49,23 @@ describe('ofm inspect --drift', () => {
   });
 
   it('trains a segmenter per task by default, none with --no-segmenter or --shared-weights (ofm inspect --json)', async () => {
-    const segmenterSeconds = async (model: string) => {
+    // Each task's segmenter loss, null for a task without a segmenter (its seconds are null alike).
+    const segmenterLoss = async (model: string) => {
       const r = await ofm(['inspect', model, '--json']);
       expect(r.code, r.stderr).toBe(0);
-      return JSON.parse(r.stdout).tasks.map((t: { segmenter_seconds: number | null }) => t.segmenter_seconds);
+      const tasks: { segmenter_seconds: number | null; segmenter_loss: number | null }[] = JSON.parse(r.stdout).tasks;
+      for (const t of tasks) expect(t.segmenter_seconds === null).toBe(t.segmenter_loss === null);
+      return tasks.map((t) => t.segmenter_loss);
     };
     const withSeg = join(dir, 'with-segmenter');
     const t = await ofm(['train', '--data', data, '--tasks', 'tiles', '--config', config, '--out', withSeg, '--no-eval', '--quiet']);
     expect(t.code, t.stderr).toBe(0);
-    expect((await segmenterSeconds(withSeg))[0]).toBeGreaterThan(0);
+    expect((await segmenterLoss(withSeg))[0]).toBeGreaterThan(0);
     const without = join(dir, 'no-segmenter');
     const n = await ofm(['train', '--data', data, '--tasks', 'tiles', '--config', config, '--out', without, '--no-eval', '--quiet', '--no-segmenter']);
     expect(n.code, n.stderr).toBe(0);
-    expect(await segmenterSeconds(without)).toEqual([null]);
-    expect(await segmenterSeconds(join(dir, 'shared'))).toEqual([null, null]);
+    expect(await segmenterLoss(without)).toEqual([null]);
+    expect(await segmenterLoss(join(dir, 'shared'))).toEqual([null, null]);
     const resumed = await ofm(['train', '--data', data, '--tasks', 'tiles|washer', '--resume', withSeg, '--no-segmenter']);
     expect(resumed.code).toBe(2);
     expect(resumed.stderr).toContain('--no-segmenter cannot change it');
