@@ -28,7 +28,7 @@ function fakeRun(): ContinualReport {
     projection: true,
     tasks: [
       { index: 0, classes: ['a'], steps: 10, trainSeconds: 1.5, finalLoss: 0.1, tStart: { a: 200 }, basisRank: 10, basisBytes: 4096 },
-      { index: 1, classes: ['b'], steps: 10, trainSeconds: 1.6, finalLoss: 0.2, tStart: { b: 300 }, basisRank: 20, basisBytes: 8192 },
+      { index: 1, classes: ['b'], steps: 10, trainSeconds: 1.6, finalLoss: 0.2, tStart: { b: 300 }, segmenterSeconds: 0.7, basisRank: 20, basisBytes: 8192 },
     ],
     classes: ['a', 'b'],
     classMatrices: metrics,
@@ -192,7 +192,9 @@ describe('writeReport', () => {
     expect(json.summary.image_auroc_forgetting).toBe(0.05);
     expect(json.classMatrices.image_auroc[0][1]).toBeNull();
     const md = readFileSync(join(out, 'report.md'), 'utf8');
-    expect(md).toContain('| 2 | b | 10 | 1.6 | 0.2000 | 300 | 20 | 8 |');
+    // A task without a segmenter shows a dash, one with it its training time.
+    expect(md).toContain('| 1 | a | 10 | 1.5 | – | 0.1000 | 200 | 10 | 4 |');
+    expect(md).toContain('| 2 | b | 10 | 1.6 | 0.7 | 0.2000 | 300 | 20 | 8 |');
     expect(md).toContain('0.700 → 0.850');
     expect(md).toContain('figures/samples.png');
     for (const f of ['matrix_image_auroc.png', 'matrix_pixel_auroc.png', 'curve.png', 'samples.png']) {

@@ -27,6 +27,8 @@ export interface ReportTask {
   tStart: Record<string, number>;
   /** The start timesteps whose maps detection fuses (per class; absent where one is used). */
   fusedTStarts?: Record<string, number[]>;
+  /** Wall-clock time of the segmenter's training, in seconds (absent without a segmenter). */
+  segmenterSeconds?: number;
   /** Protected directions (total basis rank) and basis bytes after the task. */
   basisRank: number;
   basisBytes: number;

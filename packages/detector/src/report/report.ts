@@ -193,16 +193,17 @@ export function reportMarkdown(report: ContinualReport, opts: { samples?: boolea
     '',
     '## Tasks',
     '',
-    '| task | classes | training steps | training time (s) | final loss | start timestep | basis rank | basis size (KiB) |',
-    '|---|---|---|---|---|---|---|---|',
+    '| task | classes | training steps | training time (s) | segmenter training (s) | final loss | start timestep | basis rank | basis size (KiB) |',
+    '|---|---|---|---|---|---|---|---|---|',
   );
   for (const t of report.tasks) {
     lines.push(
-      `| ${t.index + 1} | ${t.classes.join(', ')} | ${t.steps} | ${fmt(t.trainSeconds, 1)} | ${fmt(t.finalLoss, 4)} | ${t.classes.map((c) => (t.fusedTStarts?.[c] ? `${t.fusedTStarts[c]!.join('+')} (fused)` : String(t.tStart[c] ?? '–'))).join(', ')} | ${t.basisRank} | ${(t.basisBytes / 1024).toFixed(0)} |`,
+      `| ${t.index + 1} | ${t.classes.join(', ')} | ${t.steps} | ${fmt(t.trainSeconds, 1)} | ${t.segmenterSeconds !== undefined ? fmt(t.segmenterSeconds, 1) : '–'} | ${fmt(t.finalLoss, 4)} | ${t.classes.map((c) => (t.fusedTStarts?.[c] ? `${t.fusedTStarts[c]!.join('+')} (fused)` : String(t.tStart[c] ?? '–'))).join(', ')} | ${t.basisRank} | ${(t.basisBytes / 1024).toFixed(0)} |`,
     );
   }
   lines.push(
     '',
+    '- **segmenter training**: each task also trains a small network that marks what does not belong to its classes\' normal images (taught with synthetic defects); its map is mixed with the reconstruction\'s (– : no segmenter).',
     '- **start timestep** (t_start, per class): how much noise the diffusion model adds before it reconstructs a test image (of 1000 steps). "10+100+300 (fused)": the map is the mean of the maps from each start, each standardised by the class\'s held-out normal images; a single number: the one start chosen per class on held-out normal images and synthetic defects.',
     '- **basis rank / size**: the directions of earlier tasks that gradient projection protects, summed over layers (0 with per-task weights, which need no projection); the size is what the bases add to the checkpoint.',
   );

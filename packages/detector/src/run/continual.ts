@@ -159,7 +159,7 @@ export async function evaluateClass(
 export interface ReportSource {
   classNames(): string[];
   readonly classes: readonly { className: string; task: number; tStart?: number; fused?: readonly { tStart: number }[] }[];
-  readonly tasks: readonly Pick<TaskRecord, 'index' | 'classes' | 'steps' | 'trainSeconds' | 'finalLoss' | 'basisRank' | 'basisBytes'>[];
+  readonly tasks: readonly Pick<TaskRecord, 'index' | 'classes' | 'steps' | 'trainSeconds' | 'finalLoss' | 'basisRank' | 'basisBytes' | 'segmenterSeconds'>[];
 }
 
 /** Build the report of the tasks learned so far from the stored results. */
@@ -221,6 +221,7 @@ export function buildReport(detector: ReportSource, results: RunResults, project
         }),
       ),
       ...fusedOf(detector, t.classes),
+      ...(t.segmenterSeconds !== undefined ? { segmenterSeconds: t.segmenterSeconds } : {}),
       basisRank: t.basisRank,
       basisBytes: t.basisBytes,
     })),
