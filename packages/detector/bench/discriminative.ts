@@ -8,6 +8,9 @@
  * `pnpm tsx bench/discriminative.ts DATA SIZE CLASSES STEPS [CKPT]`
  * Env: AUG=1 (flips, transposition, brightness/contrast jitter), WIDTHS (16,32,64,64), LR, BATCH,
  * NCAL (9), MAPKIND=logit, SEGBLUR (pixels, default SIZE / 32). Reads test images: informs design only.
+ * It is the prototype the segmenter was built from and keeps its own network, anomaly mix and
+ * scoring (He-initialised convs, the max of a pooled probability map) so the numbers in
+ * docs/benchmarks.md reproduce; the product's are in src/model/segmenter.ts and detector.ts.
  */
 import { cutPasteAnomaly, loadMvtec, nsaAnomaly, perlinAnomaly, type RgbImage, type SyntheticAnomaly } from '@ofm/datasets';
 import { Rng, initBackend, tf } from '@ofm/tensor';
