@@ -4,10 +4,13 @@
  * images (the last NCAL held out as calibration normals), scored on the test split, alone
  * (`disc`) and, with CKPT (a trained detector at any size), beside the checkpoint's calibrated
  * reconstruction map (`recon`, upsampled to SIZE) and mixed with it at weights 0.25 / 0.5 / 0.75
- * (`mixW`: both maps and both image scores standardised by the calibration normals).
+ * (`mixW`: both maps and both image scores standardised by the calibration normals; `mapmixW`:
+ * the same mixed map scored as the product scores it, its max minus its mean).
  * `pnpm tsx bench/discriminative.ts DATA SIZE CLASSES STEPS [CKPT]`
  * Env: AUG=1 (flips, transposition, brightness/contrast jitter), WIDTHS (16,32,64,64), LR, BATCH,
- * NCAL (9), MAPKIND=logit, SEGBLUR (pixels, default SIZE / 32). Reads test images: informs design only.
+ * NCAL (9), MAPKIND=logit, SEGBLUR (pixels, default SIZE / 32), TINT (share of texture-keeping
+ * colour anomalies), ENSEMBLE (segmenters averaged, default 1), INIT=uniform and MIX=product (the
+ * product's initialisation and anomaly shares). Reads test images: informs design only.
  * It is the prototype the segmenter was built from and keeps its own network, anomaly mix and
  * scoring (He-initialised convs, the max of a pooled probability map) so the numbers in
  * docs/benchmarks.md reproduce; the product's are in src/model/segmenter.ts and detector.ts.
@@ -24,17 +27,58 @@ const steps = Number(stepsArg ?? 300);
 const batch = Number(process.env.BATCH ?? 8);
 const widths = (process.env.WIDTHS ?? '16,32,64,64').split(',').map(Number);
 const lr = Number(process.env.LR ?? 1e-3);
+const ensemble = Number(process.env.ENSEMBLE ?? 1);
+
+const tintShare = Number(process.env.TINT ?? 0);
+
+/**
+ * A colour anomaly that keeps the texture: a Perlin-shaped region, soft-edged, where each channel
+ * is scaled by its own gain (darker, lighter or tinted).
+ */
+function tint(image: Float32Array, rng: Rng): SyntheticAnomaly {
+  const black = { data: new Float32Array(size * size * 3), width: size, height: size, channels: 3 } as RgbImage;
+  const shape = perlinAnomaly({ data: image, width: size, height: size, channels: 3 }, { rng, cleanProbability: 0, areaRange: [0.01, 0.1], texture: black, opacityRange: [1, 1] });
+  const alpha = new Float32Array(size * size);
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++) {
+      let s = 0;
+      let n = 0;
+      for (let dy = -1; dy <= 1; dy++)
+        for (let dx = -1; dx <= 1; dx++) {
+          const yy = y + dy;
+          const xx = x + dx;
+          if (yy < 0 || xx < 0 || yy >= size || xx >= size) continue;
+          s += shape.mask[yy * size + xx]!;
+          n++;
+        }
+      alpha[y * size + x] = s / n;
+    }
+  const base = rng.uniform() < 0.6 ? 0.5 + rng.uniform() * 0.35 : 1.15 + rng.uniform() * 0.35;
+  const gains = [0, 1, 2].map(() => Math.max(0.3, base + (rng.uniform() - 0.5) * 0.3));
+  const out = Float32Array.from(image);
+  const mask = new Uint8Array(size * size);
+  for (let i = 0; i < size * size; i++) {
+    const a = alpha[i]!;
+    if (a <= 0) continue;
+    for (let c = 0; c < 3; c++) out[3 * i + c] = Math.min(1, image[3 * i + c]! * (1 - a + a * gains[c]!));
+    if (a >= 0.5) mask[i] = 1;
+  }
+  return { image: out, mask, area: mask.reduce((a, b) => a + b, 0), clean: false } as SyntheticAnomaly;
+}
 
 function synth(image: Float32Array, same: Float32Array[], rng: Rng): SyntheticAnomaly {
   const rgb = (d: Float32Array): RgbImage => ({ data: d, width: size, height: size, channels: 3 });
   const options = { rng, cleanProbability: 0, areaRange: [0.005, 0.08] as const };
+  if (tintShare > 0 && rng.uniform() < tintShare) return tint(image, rng);
   const u = rng.uniform();
-  if (u < 0.4) {
+  // MIX=product: the product's shares (NSA 0.5, CutPaste 0.25, Perlin 0.25) instead of 0.4 / 0.2 / 0.4.
+  const [nsa, cut] = process.env.MIX === 'product' ? [0.5, 0.75] : [0.4, 0.6];
+  if (u < nsa) {
     let source = same[rng.int(same.length)]!;
     if (source === image) source = same[(same.indexOf(image) + 1) % same.length]!;
     return nsaAnomaly(rgb(image), rgb(source), options);
   }
-  return u < 0.6 ? cutPasteAnomaly(rgb(image), options) : perlinAnomaly(rgb(image), options);
+  return u < cut ? cutPasteAnomaly(rgb(image), options) : perlinAnomaly(rgb(image), options);
 }
 
 interface Net {
@@ -45,9 +89,12 @@ interface Net {
 function makeNet(cin: number, rng: Rng): Net {
   const vars: tf.Variable[] = [];
   const conv = (ci: number, co: number, k = 3) => {
-    const std = Math.sqrt(2 / (ci * k * k));
-    const w = tf.variable(tf.tensor4d(Float32Array.from({ length: k * k * ci * co }, () => rng.normal() * std), [k, k, ci, co]));
-    const b = tf.variable(tf.zeros([co]));
+    // INIT=uniform: the product's (PyTorch's default) U(-1/sqrt(fanIn), 1/sqrt(fanIn)) for weights and biases.
+    const fanIn = ci * k * k;
+    const uniform = process.env.INIT === 'uniform';
+    const draw = (n: number) => Float32Array.from({ length: n }, () => (uniform ? (2 * rng.uniform() - 1) / Math.sqrt(fanIn) : rng.normal() * Math.sqrt(2 / fanIn)));
+    const w = tf.variable(tf.tensor4d(draw(k * k * ci * co), [k, k, ci, co]));
+    const b = tf.variable(uniform ? tf.tensor1d(draw(co)) : tf.zeros([co]));
     vars.push(w, b);
     return (x: tf.Tensor4D) => tf.add(tf.conv2d(x, w as tf.Variable<tf.Rank.R4>, 1, 'same'), b) as tf.Tensor4D;
   };
@@ -104,9 +151,12 @@ async function main() {
     const train: Float32Array[] = [];
     for await (const s of dataset.train(cls)) train.push(s.image);
     const calibration = train.splice(train.length - nCal, nCal);
-    const net = makeNet(3, rng);
-    const opt = tf.train.adam(lr);
     const t0 = Date.now();
+    const nets: Net[] = [];
+    for (let member = 0; member < ensemble; member++) {
+    const net = makeNet(3, rng);
+    nets.push(net);
+    const opt = tf.train.adam(lr);
     let lossAvg = 0;
     for (let step = 0; step < steps; step++) {
       const xs = new Float32Array(batch * size * size * 3);
@@ -143,13 +193,14 @@ async function main() {
       loss.dispose();
       if ((step + 1) % 50 === 0) console.error(`${cls} step ${step + 1} loss ${lossAvg.toFixed(4)} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     }
+    }
     const tests = await Promise.all((await dataset.testFiles(cls)).map((r) => dataset.load(r)));
     const scoreOf = (imgs: Float32Array[]) =>
       imgs.map((img) =>
         tf.tidy(() => {
           const x = tf.sub(tf.mul(tf.tensor4d(img, [1, size, size, 3]), 2), 1) as tf.Tensor4D;
-          const out = net.apply(x);
-          const m = gaussianBlur((process.env.MAPKIND === 'logit' ? out : tf.sigmoid(out)) as tf.Tensor4D, Number(process.env.SEGBLUR ?? size / 32));
+          const outs = nets.map((net) => (process.env.MAPKIND === 'logit' ? net.apply(x) : tf.sigmoid(net.apply(x))));
+          const m = gaussianBlur(tf.div(tf.addN(outs), outs.length) as tf.Tensor4D, Number(process.env.SEGBLUR ?? size / 32));
           const pooled = tf.avgPool(m, Math.max(1, Math.round(size / 8)) | 1, 1, 'same').max().dataSync()[0]!;
           return { score: pooled, map: Float32Array.from(m.dataSync()) };
         }),
@@ -176,6 +227,17 @@ async function main() {
           const score = (1 - w) * d.score + (w * (disc[i]!.score - ms)) / ss;
           return { score, rawScore: score, map, className: cls };
         });
+        // The same mixed map scored as the product scores it: its max minus its mean.
+        variants[`mapmix${w}`] = variants[`mix${w}`]!.map((d) => {
+          let max = Number.NEGATIVE_INFINITY;
+          let sum = 0;
+          for (const v of d.map) {
+            max = Math.max(max, v);
+            sum += v;
+          }
+          const score = max - sum / d.map.length;
+          return { ...d, score, rawScore: score };
+        });
       }
     }
     for (const [name, dets] of Object.entries(variants)) {
@@ -189,7 +251,7 @@ async function main() {
       r.pro += (m.pixel_aupro ?? 0) / classes.length;
       console.error(cls, name, r.per[cls], `${((Date.now() - t0) / 1000).toFixed(0)} s`);
     }
-    net.vars.forEach((v) => v.dispose());
+    for (const net of nets) net.vars.forEach((v) => v.dispose());
   }
   const r3 = (v: number) => Number(v.toFixed(3));
   for (const [name, r] of Object.entries(results)) {
