@@ -28,8 +28,9 @@ const batch = Number(process.env.BATCH ?? 8);
 const widths = (process.env.WIDTHS ?? '16,32,64,64').split(',').map(Number);
 const lr = Number(process.env.LR ?? 1e-3);
 const ensemble = Number(process.env.ENSEMBLE ?? 1);
-
 const tintShare = Number(process.env.TINT ?? 0);
+// MIX=product: the product's shares (NSA 0.5, CutPaste 0.25, Perlin 0.25) instead of 0.4 / 0.2 / 0.4.
+const [nsaShare, cutPasteEnd] = process.env.MIX === 'product' ? [0.5, 0.75] : [0.4, 0.6];
 
 /**
  * A colour anomaly that keeps the texture: a Perlin-shaped region, soft-edged, where each channel
@@ -71,14 +72,12 @@ function synth(image: Float32Array, same: Float32Array[], rng: Rng): SyntheticAn
   const options = { rng, cleanProbability: 0, areaRange: [0.005, 0.08] as const };
   if (tintShare > 0 && rng.uniform() < tintShare) return tint(image, rng);
   const u = rng.uniform();
-  // MIX=product: the product's shares (NSA 0.5, CutPaste 0.25, Perlin 0.25) instead of 0.4 / 0.2 / 0.4.
-  const [nsa, cut] = process.env.MIX === 'product' ? [0.5, 0.75] : [0.4, 0.6];
-  if (u < nsa) {
+  if (u < nsaShare) {
     let source = same[rng.int(same.length)]!;
     if (source === image) source = same[(same.indexOf(image) + 1) % same.length]!;
     return nsaAnomaly(rgb(image), rgb(source), options);
   }
-  return u < cut ? cutPasteAnomaly(rgb(image), options) : perlinAnomaly(rgb(image), options);
+  return u < cutPasteEnd ? cutPasteAnomaly(rgb(image), options) : perlinAnomaly(rgb(image), options);
 }
 
 interface Net {
@@ -138,6 +137,50 @@ function flip(img: Float32Array, h: boolean, v: boolean): Float32Array {
   return out;
 }
 
+/** Train one segmentation network on synthetic anomalies of `train` (the prototype's loop). */
+function trainNet(cls: string, train: Float32Array[], rng: Rng, t0: number): Net {
+  const net = makeNet(3, rng);
+  const opt = tf.train.adam(lr);
+  let lossAvg = 0;
+  for (let step = 0; step < steps; step++) {
+    const xs = new Float32Array(batch * size * size * 3);
+    const ms = new Float32Array(batch * size * size);
+    for (let b = 0; b < batch; b++) {
+      let base = flip(train[rng.int(train.length)]!, rng.uniform() < 0.5, rng.uniform() < 0.5);
+      if (process.env.AUG) {
+        const gain = 1 + 0.2 * (rng.uniform() - 0.5);
+        const shift = 0.1 * (rng.uniform() - 0.5);
+        base = base.map((v) => Math.min(1, Math.max(0, v * gain + shift)));
+        if (rng.uniform() < 0.5) base = transpose(base);
+      }
+      if (rng.uniform() < 0.5) {
+        const a = synth(base, train, rng);
+        xs.set(a.image, b * size * size * 3);
+        for (let i = 0; i < size * size; i++) ms[b * size * size + i] = a.mask[i]!;
+      } else xs.set(base, b * size * size * 3);
+    }
+    const loss = opt.minimize(
+      () =>
+        tf.tidy(() => {
+          const x = tf.sub(tf.mul(tf.tensor4d(xs, [batch, size, size, 3]), 2), 1) as tf.Tensor4D;
+          const y = tf.tensor4d(ms, [batch, size, size, 1]);
+          const logits = net.apply(x);
+          const p = tf.sigmoid(logits);
+          const pt = tf.add(tf.mul(y, p), tf.mul(tf.sub(1, y), tf.sub(1, p)));
+          const ce = tf.losses.sigmoidCrossEntropy(y, logits, undefined, 0, tf.Reduction.NONE);
+          return tf.mean(tf.mul(tf.square(tf.sub(1, pt)), ce)) as tf.Scalar;
+        }),
+      true,
+      net.vars,
+    )!;
+    lossAvg = 0.95 * lossAvg + 0.05 * loss.dataSync()[0]!;
+    loss.dispose();
+    if ((step + 1) % 50 === 0) console.error(`${cls} step ${step + 1} loss ${lossAvg.toFixed(4)} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  opt.dispose();
+  return net;
+}
+
 async function main() {
   await initBackend({ backend: 'wasm' });
   const dataset = await loadMvtec(data!, { size });
@@ -152,48 +195,7 @@ async function main() {
     for await (const s of dataset.train(cls)) train.push(s.image);
     const calibration = train.splice(train.length - nCal, nCal);
     const t0 = Date.now();
-    const nets: Net[] = [];
-    for (let member = 0; member < ensemble; member++) {
-    const net = makeNet(3, rng);
-    nets.push(net);
-    const opt = tf.train.adam(lr);
-    let lossAvg = 0;
-    for (let step = 0; step < steps; step++) {
-      const xs = new Float32Array(batch * size * size * 3);
-      const ms = new Float32Array(batch * size * size);
-      for (let b = 0; b < batch; b++) {
-        let base = flip(train[rng.int(train.length)]!, rng.uniform() < 0.5, rng.uniform() < 0.5);
-        if (process.env.AUG) {
-          const gain = 1 + 0.2 * (rng.uniform() - 0.5);
-          const shift = 0.1 * (rng.uniform() - 0.5);
-          base = base.map((v) => Math.min(1, Math.max(0, v * gain + shift)));
-          if (rng.uniform() < 0.5) base = transpose(base);
-        }
-        if (rng.uniform() < 0.5) {
-          const a = synth(base, train, rng);
-          xs.set(a.image, b * size * size * 3);
-          for (let i = 0; i < size * size; i++) ms[b * size * size + i] = a.mask[i]!;
-        } else xs.set(base, b * size * size * 3);
-      }
-      const loss = opt.minimize(
-        () =>
-          tf.tidy(() => {
-            const x = tf.sub(tf.mul(tf.tensor4d(xs, [batch, size, size, 3]), 2), 1) as tf.Tensor4D;
-            const y = tf.tensor4d(ms, [batch, size, size, 1]);
-            const logits = net.apply(x);
-            const p = tf.sigmoid(logits);
-            const pt = tf.add(tf.mul(y, p), tf.mul(tf.sub(1, y), tf.sub(1, p)));
-            const ce = tf.losses.sigmoidCrossEntropy(y, logits, undefined, 0, tf.Reduction.NONE);
-            return tf.mean(tf.mul(tf.square(tf.sub(1, pt)), ce)) as tf.Scalar;
-          }),
-        true,
-        net.vars,
-      )!;
-      lossAvg = 0.95 * lossAvg + 0.05 * loss.dataSync()[0]!;
-      loss.dispose();
-      if ((step + 1) % 50 === 0) console.error(`${cls} step ${step + 1} loss ${lossAvg.toFixed(4)} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-    }
-    }
+    const nets = Array.from({ length: ensemble }, () => trainNet(cls, train, rng, t0));
     const tests = await Promise.all((await dataset.testFiles(cls)).map((r) => dataset.load(r)));
     const scoreOf = (imgs: Float32Array[]) =>
       imgs.map((img) =>
