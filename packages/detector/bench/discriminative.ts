@@ -39,6 +39,8 @@ const [nsaShare, cutPasteEnd] = process.env.MIX === 'product' ? [0.5, 0.75] : [0
 function tint(image: Float32Array, rng: Rng): SyntheticAnomaly {
   const black = { data: new Float32Array(size * size * 3), width: size, height: size, channels: 3 } as RgbImage;
   const shape = perlinAnomaly({ data: image, width: size, height: size, channels: 3 }, { rng, cleanProbability: 0, areaRange: [0.01, 0.1], texture: black, opacityRange: [1, 1] });
+  // Soft edges: the mask's 3 x 3 mean over the pixels inside the image (tf.avgPool's 'same'
+  // border differs, and the TINT numbers in docs/benchmarks.md were measured with this one).
   const alpha = new Float32Array(size * size);
   for (let y = 0; y < size; y++)
     for (let x = 0; x < size; x++) {
