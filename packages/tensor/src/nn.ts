@@ -14,7 +14,7 @@ import { groupNormOps, upsampleOps } from './kernels/composite';
 import { GROUP_NORM_KERNEL } from './kernels/group_norm';
 import { registerOfmKernels } from './kernels/ofm_kernels';
 import { UPSAMPLE_KERNEL } from './kernels/upsample';
-import type { ParamStore } from './params';
+import type { Init, ParamStore } from './params';
 import type { Rng } from './rng';
 import { tf } from './tf';
 
@@ -74,8 +74,12 @@ export interface Conv2dOptions {
   padding?: ConvPadding;
   /** Whether the layer has a bias (default true). */
   bias?: boolean;
-  /** 'zeros' starts the layer as a no-op (used for control projections). */
-  init?: 'default' | 'zeros';
+  /**
+   * 'default': weights and bias from U(-1/sqrt(fanIn), 1/sqrt(fanIn)) (PyTorch's default);
+   * 'zeros' starts the layer as a no-op (used for control projections); 'he': weights from
+   * N(0, 2/fanIn) and a zero bias (He et al. 2015; for stacks of ReLU layers trained from scratch).
+   */
+  init?: 'default' | 'zeros' | 'he';
 }
 
 /** Per-side pixel padding `[top, bottom, left, right]` and the output size, as tfjs computes them. */
@@ -145,6 +149,18 @@ export function im2col(x: tf.Tensor4D, kernelSize: number, stride: number, paddi
   });
 }
 
+/** The initial values of a conv layer's weight and bias for {@link Conv2dOptions.init}. */
+function convInit(kind: NonNullable<Conv2dOptions['init']>, fanIn: number): { weight: Init; bias: Init } {
+  switch (kind) {
+    case 'zeros':
+      return { weight: { kind: 'zeros' }, bias: { kind: 'zeros' } };
+    case 'he':
+      return { weight: { kind: 'normal', std: Math.sqrt(2 / fanIn) }, bias: { kind: 'zeros' } };
+    case 'default':
+      return { weight: { kind: 'uniformFanIn', fanIn }, bias: { kind: 'uniformFanIn', fanIn } };
+  }
+}
+
 /** 2-D convolution over NHWC input with a `[k, k, in, out]` weight. */
 export function conv2d(ctx: Ctx, name: string, x: tf.Tensor4D, opts: Conv2dOptions): tf.Tensor4D {
   const k = opts.kernelSize ?? 3;
@@ -153,7 +169,7 @@ export function conv2d(ctx: Ctx, name: string, x: tf.Tensor4D, opts: Conv2dOptio
   const inC = x.shape[3];
   const layer = join(ctx.prefix, name);
   const fanIn = inC * k * k;
-  const weightInit = opts.init === 'zeros' ? ({ kind: 'zeros' } as const) : ({ kind: 'uniformFanIn', fanIn } as const);
+  const { weight: weightInit, bias: biasInit } = convInit(opts.init ?? 'default', fanIn);
   const w = ctx.params.param(`${layer}.weight`, [k, k, inC, opts.filters], weightInit, {
     layer,
     role: 'weight',
@@ -162,7 +178,7 @@ export function conv2d(ctx: Ctx, name: string, x: tf.Tensor4D, opts: Conv2dOptio
   const b =
     opts.bias === false
       ? null
-      : ctx.params.param(`${layer}.bias`, [opts.filters], opts.init === 'zeros' ? { kind: 'zeros' } : { kind: 'uniformFanIn', fanIn }, {
+      : ctx.params.param(`${layer}.bias`, [opts.filters], biasInit, {
           layer,
           role: 'bias',
           layerKind: 'conv',

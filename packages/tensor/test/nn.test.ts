@@ -198,6 +198,21 @@ describe('parameter store and embeddings', () => {
     p.dispose();
   });
 
+  it('He init: normal weights with variance 2 / fanIn and zero biases', () => {
+    const p = new ParamStore(0);
+    conv2d(context(p), 'he', tf.zeros([1, 4, 4, 32]) as tf.Tensor4D, { filters: 64, init: 'he' });
+    const w = Array.from(p.get('he.weight').dataSync());
+    const fanIn = 32 * 9;
+    const mean = w.reduce((a, b) => a + b, 0) / w.length;
+    const variance = w.reduce((a, b) => a + (b - mean) ** 2, 0) / w.length;
+    // 18 432 draws: the sample variance is within 3% (3 standard errors) of 2 / fanIn, and some
+    // draws pass 3 / sqrt(fanIn) (2.1 sd, 3.4% of draws), three times the uniform default's bound.
+    expect(Math.abs(variance / (2 / fanIn) - 1)).toBeLessThan(0.03);
+    expect(Math.max(...w.map(Math.abs))).toBeGreaterThan(3 / Math.sqrt(fanIn));
+    expect(Array.from(p.get('he.bias').dataSync()).every((v) => v === 0)).toBe(true);
+    p.dispose();
+  });
+
   it('timestep embedding follows the closed form (cos first, then sin)', () => {
     const e = timestepEmbedding([0, 10], 8).arraySync();
     expect(e[0]).toEqual([1, 1, 1, 1, 0, 0, 0, 0]);

@@ -58,13 +58,16 @@ export interface TrainSegmenterOptions {
 /**
  * Logits `[N, H, W, 1]` of the segmenter for images `[N, H, W, 3]` in [-1, 1]: a U-shaped stack of
  * two 3x3 conv + ReLU per level, average pooling down, nearest-neighbour upsampling and skip
- * connections up, and a 1x1 head. Its parameters are created in `ctx`'s store on first use.
+ * connections up, and a 1x1 head. Its parameters are created in `ctx`'s store on first use, with
+ * He initialisation (normal weights, zero biases) rather than PyTorch's uniform default: with it
+ * and its own anomaly mix (detector.ts) the detector scored higher on real photographs
+ * (docs/benchmarks.md, "The segmenter's initialisation and anomaly mix").
  */
 export function segmenterLogits(ctx: Ctx, x: tf.Tensor4D, channels: readonly number[]): tf.Tensor4D {
   const root = scope(ctx, SEGMENTER_SCOPE);
   const block = (name: string, h: tf.Tensor4D, filters: number) => {
     const s = scope(root, name);
-    return tf.relu(conv2d(s, 'conv2', tf.relu(conv2d(s, 'conv1', h, { filters })), { filters })) as tf.Tensor4D;
+    return tf.relu(conv2d(s, 'conv2', tf.relu(conv2d(s, 'conv1', h, { filters, init: 'he' })), { filters, init: 'he' })) as tf.Tensor4D;
   };
   const skips: tf.Tensor4D[] = [];
   let h = x;
@@ -78,7 +81,7 @@ export function segmenterLogits(ctx: Ctx, x: tf.Tensor4D, channels: readonly num
     h = tf.image.resizeNearestNeighbor(h, [skip.shape[1], skip.shape[2]]);
     h = block(`up${level}`, tf.concat([h, skip], 3) as tf.Tensor4D, channels[level]!);
   }
-  return conv2d(root, 'head', h, { filters: 1, kernelSize: 1 });
+  return conv2d(root, 'head', h, { filters: 1, kernelSize: 1, init: 'he' });
 }
 
 /** Anomaly probabilities `[N, H, W]` of images `[N, H, W, 3]` in [0, 1]. */
